@@ -1,0 +1,1 @@
+"""Drift monitoring, Prometheus rules and Grafana dashboards."""

@@ -1,0 +1,1 @@
+"""gitops-ml: the ML pipeline stages, each run as ``python -m pipeline.<stage>``."""

@@ -1,0 +1,40 @@
+"""Stage ``ingest``: bring the source data (generator or a file) into data/raw as Parquet.
+
+``python -m pipeline.ingest --params params.yaml --out data/raw/dataset.parquet``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.generate import Window, write_dataset
+from pipeline.io import read_table, write_table
+from pipeline.params import ParamsError, load_params
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the raw table; the content is checked by the next stage, not here."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.ingest", description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--out", type=Path, required=True, help="raw table (.parquet)")
+    args = parser.parse_args(argv)
+    try:
+        data = load_params(args.params).data
+        if data.source == "generator":
+            gen = data.generator
+            window = Window(missing_rate=gen.missing_rate, start=gen.start, days=gen.days)
+            write_dataset(args.out, gen.n_rows, gen.seed, window)
+        else:
+            write_table(read_table(data.path), args.out)
+    except (ParamsError, ValueError) as error:
+        print(f"ingest: {error}", file=sys.stderr)
+        return 1
+    print(f"ingest: {data.source} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""The one typed loader for params.yaml.
+
+Every stage reads its settings through :func:`load_params`. The models are frozen and
+forbid unknown keys, so a typo in params.yaml fails at start-up with the key's full
+path instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable or breaks a rule of the models below."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Frozen):
+    """One feature column of the input table."""
+
+    dtype: Literal["int", "float", "category"]
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+    nullable: bool = False
+
+    @model_validator(mode="after")
+    def _check_consistent(self) -> ColumnSpec:
+        if self.dtype == "category":
+            if not self.categories:
+                raise ValueError("a category column needs a non-empty 'categories' list")
+            if self.min is not None or self.max is not None:
+                raise ValueError("'min'/'max' apply to numeric columns, not categories")
+        elif self.categories is not None:
+            raise ValueError(f"'categories' applies to category columns, not {self.dtype}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class SchemaParams(_Frozen):
+    """The input table: feature columns, target, event time and data-quality budgets."""
+
+    target: str
+    event_time: str
+    max_missing_fraction: float = Field(ge=0, le=1)
+    allow_duplicates: bool
+    columns: dict[str, ColumnSpec]
+
+    @model_validator(mode="after")
+    def _check_names(self) -> SchemaParams:
+        if not self.columns:
+            raise ValueError("'columns' must declare at least one feature")
+        for special in (self.target, self.event_time):
+            if special in self.columns:
+                raise ValueError(f"'{special}' is the target or event time; not a feature column")
+        if self.target == self.event_time:
+            raise ValueError("'target' and 'event_time' must be different columns")
+        return self
+
+    @property
+    def numeric_features(self) -> list[str]:
+        """Feature columns with an int or float dtype, in declaration order."""
+        return [name for name, spec in self.columns.items() if spec.dtype != "category"]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        """Feature columns with a category dtype, in declaration order."""
+        return [name for name, spec in self.columns.items() if spec.dtype == "category"]
+
+    @property
+    def features(self) -> list[str]:
+        """All feature columns, numeric first then categorical (the model's input order)."""
+        return self.numeric_features + self.categorical_features
+
+
+class GeneratorParams(_Frozen):
+    """Size and shape of the embedded synthetic dataset."""
+
+    n_rows: int = Field(gt=0)
+    seed: int
+    missing_rate: float = Field(ge=0, lt=1)
+    start: dt.date
+    days: int = Field(gt=0)
+
+
+class DataParams(_Frozen):
+    """Where the data comes from and what it must look like."""
+
+    source: Literal["generator", "file"]
+    path: Path
+    generator: GeneratorParams
+    schema_: SchemaParams = Field(alias="schema")
+
+    @property
+    def schema(self) -> SchemaParams:  # type: ignore[override]  # "schema" is BaseModel's deprecated classmethod; the key is ours.
+        """The table schema (``data.schema`` in params.yaml)."""
+        return self.schema_
+
+    @model_validator(mode="after")
+    def _check_path(self) -> DataParams:
+        if self.source == "file" and self.path.suffix.lower() not in {".csv", ".parquet"}:
+            raise ValueError(f"path must end in .csv or .parquet, got '{self.path}'")
+        return self
+
+
+class SplitParams(_Frozen):
+    """Train/validation/test split."""
+
+    method: Literal["stratified", "time"]
+    val_fraction: float = Field(gt=0, lt=1)
+    test_fraction: float = Field(gt=0, lt=1)
+    seed: int
+
+    @model_validator(mode="after")
+    def _check_sum(self) -> SplitParams:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                "val_fraction + test_fraction must be below 1, got "
+                f"{self.val_fraction + self.test_fraction}"
+            )
+        return self
+
+
+class SklearnParams(_Frozen):
+    """scikit-learn model family."""
+
+    estimator: Literal["gradient_boosting", "logistic_regression"]
+    n_estimators: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    max_depth: int = Field(gt=0)
+    subsample: float = Field(gt=0, le=1)
+    C: float = Field(gt=0)
+
+
+class TorchParams(_Frozen):
+    """Tabular MLP model family."""
+
+    hidden_sizes: tuple[int, ...] = Field(min_length=1)
+    dropout: float = Field(ge=0, lt=1)
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    patience: int = Field(ge=0)
+    device: Literal["auto", "cpu", "cuda"]
+    amp: bool
+    gpus: int = Field(ge=1)
+    num_workers: int = Field(ge=0)
+
+
+class TrainParams(_Frozen):
+    """Which model family to train, and its hyperparameters."""
+
+    model: Literal["sklearn", "torch"]
+    seed: int
+    sklearn: SklearnParams
+    torch: TorchParams
+
+
+class EvaluateParams(_Frozen):
+    """Evaluation settings."""
+
+    threshold: float = Field(gt=0, lt=1)
+
+
+class Params(_Frozen):
+    """All of params.yaml."""
+
+    data: DataParams
+    split: SplitParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: {error.error_count()} invalid setting(s)"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<top level>"
+        value = item.get("input")
+        shown = "" if item["type"] == "missing" else f" (got {value!r})"
+        lines.append(f"  {key}: {item['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: object, source: Path = DEFAULT_PARAMS_PATH) -> Params:
+    """Validate an already-parsed params mapping.
+
+    Args:
+        raw: The YAML document as Python objects.
+        source: Where it came from, for error messages.
+
+    Returns:
+        The frozen, validated parameters.
+
+    Raises:
+        ParamsError: When a key is unknown or missing or a value breaks a rule.
+    """
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(_format_errors(source, error)) from None
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
+    """Read and validate params.yaml.
+
+    Args:
+        path: The params file.
+
+    Returns:
+        The frozen, validated parameters.
+
+    Raises:
+        ParamsError: When the file is missing, is not YAML, or breaks a rule.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ParamsError(f"{path}: cannot read params file ({error.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}") from None
+    return parse_params(raw, path)

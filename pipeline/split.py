@@ -1,0 +1,97 @@
+"""Stage ``split``: reproducible train/validation/test split.
+
+``python -m pipeline.split --data data/raw/dataset.parquet --validation reports/validation.json
+--out-dir data/split``
+
+``split.method: stratified`` keeps the default rate equal across the three parts;
+``time`` puts the most recent rows (by the event-time column) in test and the ones
+before in validation, as in a backtest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from pipeline.io import read_table, write_table
+from pipeline.params import ParamsError, SchemaParams, SplitParams, load_params
+from pipeline.schema import coerce_frame
+from pipeline.validate import require_passed
+
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """The three parts of the data."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+
+def split_frame(frame: pd.DataFrame, cfg: SplitParams, schema: SchemaParams) -> Split:
+    """Split a validated table.
+
+    Args:
+        frame: The validated table.
+        cfg: The ``split`` section of params.yaml.
+        schema: The ``data.schema`` section (target and event-time column names).
+
+    Returns:
+        Train, validation and test parts.
+    """
+    n_test = round(len(frame) * cfg.test_fraction)
+    n_val = round(len(frame) * cfg.val_fraction)
+    if min(n_test, n_val, len(frame) - n_test - n_val) < 1:
+        raise ValueError(
+            f"split: {len(frame)} rows are too few for val_fraction={cfg.val_fraction} "
+            f"and test_fraction={cfg.test_fraction}"
+        )
+    if cfg.method == "time":
+        ordered = frame.sort_values(schema.event_time, kind="stable", ignore_index=True)
+        cut_val, cut_test = len(ordered) - n_test - n_val, len(ordered) - n_test
+        return Split(
+            ordered.iloc[:cut_val], ordered.iloc[cut_val:cut_test], ordered.iloc[cut_test:]
+        )
+    rest, test = train_test_split(
+        frame, test_size=n_test, stratify=frame[schema.target], random_state=cfg.seed
+    )
+    train, val = train_test_split(
+        rest, test_size=n_val, stratify=rest[schema.target], random_state=cfg.seed
+    )
+    return Split(train, val, test)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Read the validated raw table and write train/val/test Parquet files."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.split", description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--data", type=Path, required=True, help="raw table")
+    parser.add_argument("--validation", type=Path, required=True, help="validation report")
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        require_passed(args.validation, args.data)
+        frame = coerce_frame(read_table(args.data), params.data.schema)
+        parts = split_frame(frame, params.split, params.data.schema)
+    except (ParamsError, ValueError) as error:
+        print(f"split: {error}", file=sys.stderr)
+        return 1
+    for name in PARTS:
+        part: pd.DataFrame = getattr(parts, name)
+        write_table(part.reset_index(drop=True), args.out_dir / f"{name}.parquet")
+    sizes = ", ".join(f"{name}={len(getattr(parts, name))}" for name in PARTS)
+    print(f"split ({params.split.method}): {sizes} -> {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Glue the GitHub workflows call; every script also runs on a laptop."""
