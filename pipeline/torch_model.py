@@ -196,6 +196,11 @@ class TabularMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 scaler.update()
                 total += float(loss.detach()) * len(labels)
                 seen += len(labels)
+            if context.is_distributed:
+                # Each rank saw its own shard: report the loss over all of them.
+                sums = torch.tensor([total, float(seen)], device=device)
+                torch.distributed.all_reduce(sums)
+                total, seen = float(sums[0]), int(sums[1])
             record = {"epoch": float(epoch + 1), "train_loss": total / seen}
             if eval_set is not None:
                 # Every rank scores the full validation set, so all take the same

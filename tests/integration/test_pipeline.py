@@ -1,0 +1,106 @@
+"""`dvc repro` end to end in a temporary copy of the repository (small data)."""
+
+import json
+
+import joblib
+import pandas as pd
+import pytest
+
+from tests.integration.conftest import Repo, make_repo
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+STAGES = ("ingest", "validate", "split", "train", "evaluate")
+
+
+def ran(output: str) -> list[str]:
+    return [stage for stage in STAGES if f"Running stage '{stage}'" in output]
+
+
+def test_full_run_writes_every_output(sklearn_run: Repo):
+    path = sklearn_run.path
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert set(metrics["model"]) == {"accuracy", "f1", "roc_auc", "log_loss", "precision", "recall"}
+    assert metrics["n_test"] == 300
+    assert metrics["model"]["roc_auc"] > 0.7
+    assert metrics["baseline"]["roc_auc"] == 0.5
+    assert metrics["lift"]["roc_auc"] > 0.2
+    for name in ("train", "val", "test"):
+        assert (path / f"data/split/{name}.parquet").is_file()
+    for name in ("confusion_matrix.png", "roc.png", "precision_recall.png"):
+        assert (path / "reports/figures" / name).read_bytes()[:4] == b"\x89PNG"
+    roc = pd.read_csv(path / "reports/plots/roc.csv")
+    assert list(roc.columns) == ["fpr", "tpr", "threshold"]
+    assert json.loads((path / "reports/validation.json").read_text())["passed"] is True
+    predictions = pd.read_parquet(path / "reports/predictions.parquet")
+    assert len(predictions) == 300
+    model = joblib.load(path / "models/model.joblib")
+    test = pd.read_parquet(path / "data/split/test.parquet")
+    assert model.predict_proba(test.drop(columns=["default", "event_time"]))[:, 1] == pytest.approx(
+        predictions["probability"].to_numpy()
+    )
+
+
+def test_second_repro_does_nothing(sklearn_run: Repo):
+    result = sklearn_run.run("dvc", "repro")
+    assert ran(result.stdout) == []
+    assert "Data and pipelines are up to date" in result.stdout
+    assert "up to date" in sklearn_run.run("dvc", "status").stdout
+
+
+def test_two_clean_runs_give_byte_identical_metrics(sklearn_run: Repo, tmp_path):
+    other = make_repo(tmp_path / "again")
+    other.run("dvc", "repro")
+    for name in ("metrics.json", "reports/plots/roc.csv", "reports/predictions.parquet"):
+        assert other.md5(name) == sklearn_run.md5(name), name
+
+
+def test_push_then_pull_restores_outputs_on_a_fresh_checkout(sklearn_run: Repo, tmp_path):
+    sklearn_run.run("dvc", "push")
+    clone = sklearn_run.clone_to(tmp_path / "clone")
+    clone.run("rm", "-rf", "data/raw", "data/split", "models", ".dvc/cache")
+    clone.run("dvc", "pull")
+    assert clone.md5("models/model.joblib") == sklearn_run.md5("models/model.joblib")
+    assert ran(clone.run("dvc", "repro").stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"evaluate.threshold": 0.4}, ["evaluate"]),
+        ({"train.sklearn.max_depth": 2}, ["train", "evaluate"]),
+        ({"split.seed": 7}, ["split", "train", "evaluate"]),
+    ],
+)
+def test_changing_one_param_reruns_only_dependent_stages(sklearn_run, tmp_path, change, expected):
+    copy = sklearn_run.clone_to(tmp_path / "copy")
+    copy.set_params(change)
+    assert ran(copy.run("dvc", "repro").stdout) == expected
+
+
+def test_corrupt_csv_fails_validation_and_keeps_previous_outputs(sklearn_run, tmp_path):
+    copy = sklearn_run.clone_to(tmp_path / "copy")
+    kept = ["data/split/train.parquet", "data/split/test.parquet", "models/model.joblib", "metrics.json"]
+    before = {name: copy.md5(name) for name in kept}
+    frame = pd.read_parquet(copy.path / "data/raw/dataset.parquet").head(500)
+    frame = frame.astype({"income": object}).drop(columns=["credit_score"])
+    frame.loc[3, "income"] = "abc"
+    frame.loc[4, "age"] = -5
+    frame.loc[5, "region"] = "atlantis"
+    frame.to_csv(copy.path / "data/external/credit.csv", index=False)
+    copy.set_params({"data.source": "file", "data.path": "data/external/credit.csv"})
+
+    result = copy.run("dvc", "repro", check=False)
+
+    assert result.returncode != 0
+    assert ran(result.stdout) == ["ingest", "validate"]
+    for expected in (
+        "age: expected a value >= 18.0: 1 row(s) (e.g. '-5')",
+        "credit_score: required column is missing",
+        "income: expected float values: 1 row(s) (e.g. 'abc')",
+        "region: expected one of north, south, east, west, centre: 1 row(s) (e.g. 'atlantis')",
+    ):
+        assert expected in result.stderr
+    report = json.loads((copy.path / "reports/validation.json").read_text())
+    assert report["passed"] is False
+    assert {p["column"] for p in report["problems"]} == {"age", "credit_score", "income", "region"}
+    assert {name: copy.md5(name) for name in kept} == before
