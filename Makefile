@@ -58,7 +58,7 @@ lint: install ## Run every pre-commit hook on all files (ruff, black, mypy, file
 
 .PHONY: bench
 bench: install ## Benchmark the pipeline (full run, no-op repro vs dvc status)
-	python scripts/bench_pipeline.py
+	python -m scripts.bench_pipeline
 
 .PHONY: lock
 lock: install ## Re-pin requirements/constraints.txt from the current .venv

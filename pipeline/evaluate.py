@@ -22,7 +22,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from pipeline.features import feature_frame, target_array
+from pipeline.features import target_array
 from pipeline.io import atomic_path, read_table, write_json, write_table
 from pipeline.metrics import DIGITS, Scores, baseline_probability, pr_points, roc_points, score
 from pipeline.params import ParamsError, load_params
@@ -106,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     model = joblib.load(args.model)
     labels = target_array(test, schema)
-    probability = model.predict_proba(feature_frame(test, schema))[:, 1]
+    # The fitted model knows its input columns; no need for the schema's feature list.
+    probability = model.predict_proba(test[list(model.feature_names_in_)])[:, 1]
     model_scores = score(labels, probability, threshold)
     baseline_scores = score(labels, baseline_probability(train_labels, len(labels)), threshold)
     write_json(

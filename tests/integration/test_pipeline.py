@@ -69,6 +69,7 @@ def test_push_then_pull_restores_outputs_on_a_fresh_checkout(sklearn_run: Repo, 
         ({"evaluate.threshold": 0.4}, ["evaluate"]),
         ({"train.sklearn.max_depth": 2}, ["train", "evaluate"]),
         ({"split.seed": 7}, ["split", "train", "evaluate"]),
+        ({"data.schema.max_missing_fraction": 0.06}, ["validate", "split", "train", "evaluate"]),
     ],
 )
 def test_changing_one_param_reruns_only_dependent_stages(sklearn_run, tmp_path, change, expected):
@@ -79,7 +80,12 @@ def test_changing_one_param_reruns_only_dependent_stages(sklearn_run, tmp_path, 
 
 def test_corrupt_csv_fails_validation_and_keeps_previous_outputs(sklearn_run, tmp_path):
     copy = sklearn_run.clone_to(tmp_path / "copy")
-    kept = ["data/split/train.parquet", "data/split/test.parquet", "models/model.joblib", "metrics.json"]
+    kept = [
+        "data/split/train.parquet",
+        "data/split/test.parquet",
+        "models/model.joblib",
+        "metrics.json",
+    ]
     before = {name: copy.md5(name) for name in kept}
     frame = pd.read_parquet(copy.path / "data/raw/dataset.parquet").head(500)
     frame = frame.astype({"income": object}).drop(columns=["credit_score"])

@@ -1,4 +1,4 @@
-"""The torch model family through DVC, and its DistributedDataParallel path (gloo, 2 CPU processes)."""
+"""The torch family through DVC, and its DistributedDataParallel path (gloo, 2 processes)."""
 
 import json
 
