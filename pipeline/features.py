@@ -12,19 +12,26 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from pipeline.params import SchemaParams
 
 
-def build_preprocessor(schema: SchemaParams) -> ColumnTransformer:
-    """Median-impute and standardise numeric columns; one-hot encode categories.
+def build_preprocessor(schema: SchemaParams, *, scale: bool = True) -> ColumnTransformer:
+    """Median-impute (and optionally standardise) numeric columns; one-hot encode categories.
 
     The categories come from the schema, not from the data, so the encoded width is the
     same whatever the sample, and a category unseen in training still has a column.
 
     Args:
         schema: The ``data.schema`` section of params.yaml.
+        scale: Standardise numerics. Tree ensembles are invariant to it and leave it out:
+            their split thresholds then see the raw values, which ONNX Runtime reproduces
+            exactly in float32, where a float32 re-computation of the scaling would move
+            values across thresholds.
 
     Returns:
         An unfitted transformer producing a dense float matrix.
     """
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    steps: list[tuple[str, object]] = [("impute", SimpleImputer(strategy="median"))]
+    if scale:
+        steps.append(("scale", StandardScaler()))
+    numeric = Pipeline(steps)
     categories = [
         list(schema.columns[name].categories or ()) for name in schema.categorical_features
     ]

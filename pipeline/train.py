@@ -55,7 +55,11 @@ def train(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params: Params) ->
         The fitted ``Pipeline(preprocess -> classifier)``.
     """
     schema = params.data.schema
-    preprocess = build_preprocessor(schema).fit(feature_frame(train_frame, schema))
+    is_tree = (
+        params.train.model == "sklearn" and params.train.sklearn.estimator == "gradient_boosting"
+    )
+    preprocess = build_preprocessor(schema, scale=not is_tree)
+    preprocess.fit(feature_frame(train_frame, schema))
     features = preprocess.transform(feature_frame(train_frame, schema))
     labels = target_array(train_frame, schema)
     if params.train.model == "torch":

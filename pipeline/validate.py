@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,9 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"validate: {error}", file=sys.stderr)
         return 1
     report, _ = validate_frame(frame, schema)
-    write_json(
-        {**report.to_json(), "data": str(args.data), "data_md5": file_md5(args.data)}, args.report
-    )
+    fingerprint = {
+        "data": str(args.data),
+        "data_md5": file_md5(args.data),
+        # Stages after this one depend on the report rather than on the whole schema in
+        # params.yaml: a schema change changes this digest, hence re-runs them.
+        "schema_md5": hashlib.md5(
+            json.dumps(schema.model_dump(mode="json"), sort_keys=True).encode(),
+            usedforsecurity=False,
+        ).hexdigest(),
+    }
+    write_json({**report.to_json(), **fingerprint}, args.report)
     if not report.passed:
         print(
             f"validate: {args.data} breaks {len(report.problems)} rule(s) of data.schema "

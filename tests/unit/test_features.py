@@ -33,3 +33,9 @@ def test_feature_frame_selects_schema_columns_in_model_order():
     assert features["age"].dtype == np.float64
     assert target_array(frame, SCHEMA).dtype == np.int64
     assert isinstance(features, pd.DataFrame)
+
+
+def test_tree_preprocessing_keeps_raw_numerics():
+    frame = make_credit_frame(300, missing_rate=0)
+    matrix = build_preprocessor(SCHEMA, scale=False).fit_transform(feature_frame(frame, SCHEMA))
+    assert np.array_equal(matrix[:, 0], frame["age"].to_numpy(float))
