@@ -20,6 +20,8 @@ PYTEST_ARGS ?=
 # Stages run `python -m pipeline.<stage>` through dvc: the venv must come first on PATH.
 export PATH := $(BIN):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
+# The BentoML model store lives in the checkout (git-ignored), like the DVC remote.
+export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export MPLBACKEND := Agg
 
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt
@@ -35,14 +37,29 @@ help: ## List the targets
 .PHONY: install
 install: $(VENV)/.installed ## Create .venv and install the project with its pinned dependencies
 
+PORT ?= 3000
+GIT_SHA = $(shell git rev-parse --short=7 HEAD 2>/dev/null || echo nogit)
+
 .PHONY: demo
-demo: install ## Run the whole lifecycle on the embedded synthetic data and print the metrics
+demo: install ## Train, evaluate, export, build the Bento and smoke-test it, on embedded synthetic data
 	dvc repro
 	@echo
 	dvc metrics show
 	@echo
-	@echo "Outputs: data/ (raw, split), models/model.joblib, metrics.json,"
-	@echo "         reports/validation.json, reports/plots/*.csv (dvc plots show), reports/figures/*.png"
+	python -m scripts.build_bento
+	python -m scripts.smoke --serve credit_risk:$(GIT_SHA)
+	@echo
+	@echo "Outputs: data/ (raw, split), metrics.json, reports/ (validation.json, plots/, figures/),"
+	@echo "         models/ (model.joblib, model.onnx, serving.json, model_card.md), dist/*.bento"
+	@echo "Next: make serve, then see README for a curl example."
+
+.PHONY: bento
+bento: install ## Build the Bento (version = git short sha) and export it to dist/
+	python -m scripts.build_bento
+
+.PHONY: serve
+serve: bento ## Serve the built Bento on http://127.0.0.1:$(PORT)
+	bentoml serve credit_risk:$(GIT_SHA) --host 127.0.0.1 --port $(PORT)
 
 .PHONY: test
 test: install ## Run the whole test suite (unit, data, integration)

@@ -174,6 +174,13 @@ class EvaluateParams(_Frozen):
     threshold: float = Field(gt=0, lt=1)
 
 
+class ExportParams(_Frozen):
+    """ONNX export and registration in the BentoML model store."""
+
+    model_name: str = Field(pattern=r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+    parity_tolerance: float = Field(gt=0)
+
+
 class Params(_Frozen):
     """All of params.yaml."""
 
@@ -181,6 +188,7 @@ class Params(_Frozen):
     split: SplitParams
     train: TrainParams
     evaluate: EvaluateParams
+    export: ExportParams
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:

@@ -45,6 +45,7 @@ def tool_env() -> dict[str, str]:
         "GIT_COMMITTER_NAME": "gitops-ml",
         "GIT_COMMITTER_EMAIL": "gitops-ml@example.invalid",
         "MPLBACKEND": "Agg",
+        "BENTOML_DO_NOT_TRACK": "true",
     }
 
 

@@ -32,7 +32,7 @@ class Repo:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a command in the copy with the project's venv first on PATH."""
         result = subprocess.run(
-            list(args), cwd=self.path, env=tool_env(), capture_output=True, text=True, check=False
+            list(args), cwd=self.path, env=self.env(), capture_output=True, text=True, check=False
         )
         if check and result.returncode != 0:
             raise AssertionError(
@@ -40,6 +40,15 @@ class Repo:
                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
             )
         return result
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for commands in this copy: its own BentoML store, nothing tracked."""
+        return {
+            **tool_env(),
+            "BENTOML_HOME": str(self.path / ".bentoml"),
+            "BENTOML_DO_NOT_TRACK": "true",
+            **extra,
+        }
 
     def set_params(self, overrides: dict[str, Any]) -> None:
         """Rewrite params.yaml with dotted-key overrides."""

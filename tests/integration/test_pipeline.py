@@ -9,7 +9,7 @@ import pytest
 from tests.integration.conftest import Repo, make_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-STAGES = ("ingest", "validate", "split", "train", "evaluate")
+STAGES = ("ingest", "validate", "split", "train", "evaluate", "export")
 
 
 def ran(output: str) -> list[str]:
@@ -66,9 +66,9 @@ def test_push_then_pull_restores_outputs_on_a_fresh_checkout(sklearn_run: Repo, 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"evaluate.threshold": 0.4}, ["evaluate"]),
-        ({"train.sklearn.max_depth": 2}, ["train", "evaluate"]),
-        ({"split.seed": 7}, ["split", "train", "evaluate"]),
+        ({"evaluate.threshold": 0.4}, ["evaluate", "export"]),
+        ({"train.sklearn.max_depth": 2}, ["train", "evaluate", "export"]),
+        ({"split.seed": 7}, ["split", "train", "evaluate", "export"]),
         # The split re-runs (its schema changed) but writes the same files: training is skipped.
         ({"data.schema.max_missing_fraction": 0.06}, ["validate", "split"]),
     ],

@@ -1,0 +1,77 @@
+"""Read the service's prediction and feedback logs (``bentoml.monitor``) back as tables.
+
+BentoML's default monitor exporter writes one JSON object per line to
+``<log_path>/<monitor name>/data/data.<worker>.log`` (rotated daily into
+``data.<worker>.log.<date>``). It configures one fixed pair of Python loggers, so a
+second monitor in the same process would redirect the first one's records into its own
+file; predictions and feedback therefore share the :data:`MONITOR` log and are told
+apart by the ``event`` column. The drift job and the A/B analysis read them here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the service imports the log names only; pandas is not in its image
+    import pandas as pd
+
+MONITOR = "credit_risk"
+PREDICTION_EVENT = "prediction"
+FEEDBACK_EVENT = "feedback"
+
+
+def read_log(
+    log_dir: Path,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Load every record logged in ``[start, end)``.
+
+    Args:
+        log_dir: BentoML's monitoring ``log_path`` (the service's ``GITOPS_ML_LOG_DIR``).
+        start: First timestamp included (server local time, as logged); None for all.
+        end: First timestamp excluded; None for all.
+
+    Returns:
+        One row per record with a parsed ``timestamp`` column, oldest first; an empty
+        frame when nothing was logged.
+    """
+    import pandas as pd
+
+    records: list[dict[str, object]] = []
+    for path in sorted((log_dir / MONITOR / "data").glob("data.*.log*")):
+        with path.open(encoding="utf-8") as handle:
+            records.extend(json.loads(line) for line in handle if line.strip())
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        return frame
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], format="ISO8601")
+    if start is not None:
+        frame = frame[frame["timestamp"] >= pd.Timestamp(start)]
+    if end is not None:
+        frame = frame[frame["timestamp"] < pd.Timestamp(end)]
+    return frame.sort_values("timestamp", kind="stable", ignore_index=True)
+
+
+def _event(frame: pd.DataFrame, event: str) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    rows = frame[frame["event"] == event].drop(columns="event")
+    return rows.dropna(axis="columns", how="all").reset_index(drop=True)
+
+
+def read_predictions(
+    log_dir: Path, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> pd.DataFrame:
+    """Predictions served in the window, with their features (see :func:`read_log`)."""
+    return _event(read_log(log_dir, start, end), PREDICTION_EVENT)
+
+
+def read_feedback(
+    log_dir: Path, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> pd.DataFrame:
+    """Feedback labels received in the window (see :func:`read_log`)."""
+    return _event(read_log(log_dir, start, end), FEEDBACK_EVENT)

@@ -1,0 +1,67 @@
+"""Build the Bento and export it to an archive: ``python -m scripts.build_bento`` (``make bento``).
+
+1. Makes sure the pinned model is in the local BentoML store (``pipeline.export
+   --register-only``: a CI job that got ``models/`` with ``dvc pull`` has an empty store).
+2. ``bentoml build`` from bentofile.yaml, version = git short sha, labels = git sha and
+   model tag.
+3. ``bentoml export`` to ``dist/<name>-<version>.bento`` — the artifact CI uploads and that
+   ``bentoml import`` restores elsewhere. ``bentoml containerize`` needs a Docker engine and
+   runs on GitHub-hosted runners only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from pipeline.export import git_short_sha, register
+from pipeline.io import read_json
+
+
+def bentofile_name(path: Path) -> str:
+    """The Bento name declared in a bentofile."""
+    with path.open(encoding="utf-8") as handle:
+        return str(yaml.safe_load(handle)["name"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Register the model, build and export the Bento; print the tag and archive path."""
+    parser = argparse.ArgumentParser(prog="python -m scripts.build_bento", description=__doc__)
+    parser.add_argument("--onnx", type=Path, default=Path("models/model.onnx"))
+    parser.add_argument("--spec", type=Path, default=Path("models/serving.json"))
+    parser.add_argument("--bentofile", type=Path, default=Path("bentofile.yaml"))
+    parser.add_argument("--out-dir", type=Path, default=Path("dist"))
+    parser.add_argument("--version", default=None, help="Bento version (default: git short sha)")
+    args = parser.parse_args(argv)
+    for path in (args.onnx, args.spec):
+        if not path.is_file():
+            print(f"build_bento: {path} not found; run `dvc repro` or `dvc pull`", file=sys.stderr)
+            return 1
+    import bentoml
+
+    model_tag = register(args.onnx, args.spec)
+    version = args.version or git_short_sha()
+    # A rebuild of the same commit replaces the earlier Bento (the model may differ).
+    with contextlib.suppress(bentoml.exceptions.NotFound):
+        bentoml.bentos.delete(f"{bentofile_name(args.bentofile)}:{version}")
+    bento = bentoml.bentos.build_bentofile(
+        str(args.bentofile),
+        version=version,
+        labels={"git_sha": git_short_sha(), "model_tag": model_tag.replace(":", "_")},
+    )
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    archive = args.out_dir / f"{bento.tag.name}-{bento.tag.version}.bento"
+    bentoml.bentos.export_bento(bento.tag, str(archive.resolve()))
+    print(f"bento {bento.tag} (model {model_tag}) -> {archive}")
+    spec = read_json(args.spec)
+    print(f"model metrics: roc_auc={spec['metrics']['model']['roc_auc']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
