@@ -74,8 +74,15 @@ lint: install ## Run every pre-commit hook on all files (ruff, black, mypy, file
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 .PHONY: bench
-bench: install ## Benchmark the pipeline (full run, no-op repro vs dvc status)
+bench: bench-pipeline bench-serving ## Run every benchmark (tables for docs/benchmarks.md)
+
+.PHONY: bench-pipeline
+bench-pipeline: install ## Benchmark the pipeline: full run, no-op repro vs dvc status
 	python -m scripts.bench_pipeline
+
+.PHONY: bench-serving
+bench-serving: bento ## Benchmark the Bento against a FastAPI+joblib baseline with wrk
+	python -m scripts.bench_serving --bento credit_risk:$(GIT_SHA)
 
 .PHONY: lock
 lock: install ## Re-pin requirements/constraints.txt from the current .venv

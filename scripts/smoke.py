@@ -113,7 +113,7 @@ def check(url: str) -> list[str]:
     metadata = json.loads(body)
     status, body = request(f"{url}/predict", {"records": [example_record(metadata)]})
     expect("predict", status == 200, f"HTTP {status}: {body[:200]}")
-    (prediction,) = json.loads(body)
+    (prediction,) = json.loads(body)["predictions"]
     expect("predict version", prediction["model_version"] == metadata["model_version"], body)
     expect("probability", 0.0 <= prediction["probability"] <= 1.0, body)
     status, body = request(f"{url}/feedback", {"request_id": prediction["request_id"], "label": 1})

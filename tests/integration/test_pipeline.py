@@ -69,8 +69,9 @@ def test_push_then_pull_restores_outputs_on_a_fresh_checkout(sklearn_run: Repo, 
         ({"evaluate.threshold": 0.4}, ["evaluate", "export"]),
         ({"train.sklearn.max_depth": 2}, ["train", "evaluate", "export"]),
         ({"split.seed": 7}, ["split", "train", "evaluate", "export"]),
-        # The split re-runs (its schema changed) but writes the same files: training is skipped.
-        ({"data.schema.max_missing_fraction": 0.06}, ["validate", "split"]),
+        # The split re-runs (its schema changed) but writes the same files: training is
+        # skipped; the serving spec carries the schema, so export re-runs.
+        ({"data.schema.max_missing_fraction": 0.06}, ["validate", "split", "export"]),
     ],
 )
 def test_changing_one_param_reruns_only_dependent_stages(sklearn_run, tmp_path, change, expected):

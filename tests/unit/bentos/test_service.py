@@ -75,17 +75,19 @@ def post(client: TestClient, route: str, payload: Any) -> tuple[int, Any]:
 def test_predict_returns_class_probability_version_variant_and_request_id(client):
     status, body = post(client, "/predict", {"records": [RECORD, {**RECORD, "income": None}]})
     assert status == 200
-    assert len(body) == 2
-    first = body[0]
+    predictions = body["predictions"]
+    assert len(predictions) == 2
+    first = predictions[0]
     assert first["variant"] == "challenger"
     assert 0 < first["probability"] < 1
     assert first["predicted_class"] == int(first["probability"] >= 0.5)
     assert first["request_id"].endswith(f"-{first['predicted_class']}")
-    assert first["request_id"] != body[1]["request_id"]
+    assert first["request_id"] != predictions[1]["request_id"]
 
 
 def test_feedback_scores_against_the_prediction_in_the_request_id(client):
-    _, (prediction,) = post(client, "/predict", {"records": [RECORD]})
+    _, body = post(client, "/predict", {"records": [RECORD]})
+    (prediction,) = body["predictions"]
     wrong = 1 - prediction["predicted_class"]
     status, receipt = post(
         client, "/feedback", {"request_id": prediction["request_id"], "label": wrong}
@@ -104,7 +106,8 @@ def test_metadata_describes_the_pinned_model(client):
 
 
 def test_batch_endpoint_takes_category_codes(client):
-    _, (record,) = post(client, "/predict", {"records": [RECORD]})
+    _, body = post(client, "/predict", {"records": [RECORD]})
+    (record,) = body["predictions"]
     row = [35, 42_000, 700, 10_000, 36, 0, 0, 1]  # north, auto
     status, body = post(client, "/predict_batch", {"rows": [row, row]})
     assert status == 200
