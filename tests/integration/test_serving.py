@@ -159,6 +159,7 @@ def test_schemathesis_finds_no_server_error(server: Server):
         text=True,
         check=False,
         env=server.repo.env(),
+        cwd=server.repo.path,  # schemathesis writes a cache directory where it runs
     )
     assert result.returncode == 0, result.stdout[-4000:]
     cases = re.search(r"(\d+) generated", result.stdout)
