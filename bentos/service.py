@@ -136,7 +136,10 @@ class CreditRiskService:
     model = bentoml.models.BentoModel(SPEC["tag"])
 
     def __init__(self) -> None:
-        threads = int(os.environ.get("GITOPS_ML_THREADS", "1"))
+        # The CPUs are shared by the workers: each ONNX Runtime session gets its share.
+        workers = int(os.environ.get("GITOPS_ML_WORKERS", "1"))
+        share = max(1, len(os.sched_getaffinity(0)) // workers)
+        threads = int(os.environ.get("GITOPS_ML_THREADS", str(share)))
         self.classifier = OnnxClassifier(self.model.path_of("model.onnx"), threads=threads)
         self.version = str(SPEC["version"])
         self.variant = os.environ.get("GITOPS_ML_VARIANT", "champion")

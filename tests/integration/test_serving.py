@@ -8,6 +8,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,15 @@ def test_monitor_logs_hold_every_prediction_and_feedback(server: Server):
     assert prediction["request_id"] in set(predictions["prediction_id"])
     feedback = read_feedback(server.log_dir)
     assert prediction["request_id"] in set(feedback["prediction_id"])
+
+
+def test_monitor_logs_lose_nothing_under_concurrent_load(server: Server):
+    before = len(read_predictions(server.log_dir))
+    payload = {"records": [example(server)] * 5}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda _: post(server, "/predict", payload)[0], range(200)))
+    assert statuses == [200] * 200
+    assert len(read_predictions(server.log_dir)) == before + 1_000
 
 
 MALFORMED: list[tuple[str, bytes]] = [
