@@ -19,13 +19,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.smoke import free_port, request, wait_ready
+from scripts.smoke import free_port, running
 
 CONCURRENCY = (1, 8, 32)
 WRK_SCRIPT = """
@@ -80,30 +79,6 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> Run:
     )
 
 
-@contextmanager
-def process(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
-    """Start a server, wait until ``ready_url`` answers 200, stop it afterwards."""
-    with log.open("w") as handle:
-        proc = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                try:
-                    if request(ready_url, timeout=2)[0] == 200:
-                        break
-                except OSError:
-                    time.sleep(0.5)
-            else:
-                raise RuntimeError(f"{command[0]}: not ready, see {log}")
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
 def record_body(spec_path: Path) -> str:
     """A valid one-record /predict body from the test split (or mid-range values)."""
     from scripts.smoke import example_record
@@ -156,19 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             *(sys.executable, "-m", "uvicorn", "scripts.baseline_server:app"),
             *("--host", "127.0.0.1", "--port", str(base_port), "--log-level", "warning"),
         ]
-        servers = {
-            "bento": f"http://127.0.0.1:{bento_port}/predict",
-            "baseline": f"http://127.0.0.1:{base_port}/predict",
-        }
+        bento_url, base_url = f"http://127.0.0.1:{bento_port}", f"http://127.0.0.1:{base_port}"
+        servers = {"bento": f"{bento_url}/predict", "baseline": f"{base_url}/predict"}
+        stack.enter_context(running(bento_cmd, bento_url, env=bento_env, log=scratch / "b.log"))
         stack.enter_context(
-            process(
-                bento_cmd, bento_env, f"http://127.0.0.1:{bento_port}/readyz", scratch / "b.log"
-            )
+            running(base_cmd, base_url, "/docs", env=base_env, log=scratch / "a.log")
         )
-        stack.enter_context(
-            process(base_cmd, base_env, f"http://127.0.0.1:{base_port}/docs", scratch / "a.log")
-        )
-        wait_ready(f"http://127.0.0.1:{bento_port}")
         for url in servers.values():  # warm-up: imports, first ONNX/sklearn calls
             wrk(url, script, 8, 2)
         results: dict[tuple[str, int], list[Run]] = {}

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,8 @@ def request(url: str, payload: Any | None = None, timeout: float = 10.0) -> tupl
         return int(error.code), error.read().decode()
 
 
-def wait_ready(url: str, timeout: float = READY_TIMEOUT_S) -> None:
-    """Poll /readyz until it answers 200.
+def wait_ready(url: str, timeout: float = READY_TIMEOUT_S, path: str = "/readyz") -> None:
+    """Poll ``url + path`` until it answers 200.
 
     Raises:
         SmokeError: When it does not within ``timeout`` seconds.
@@ -58,31 +58,48 @@ def wait_ready(url: str, timeout: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if request(f"{url}/readyz", timeout=2.0)[0] == 200:
+            if request(f"{url}{path}", timeout=2.0)[0] == 200:
                 return
         except OSError:
             pass
         time.sleep(0.5)
-    raise SmokeError(f"readyz: {url} not ready after {timeout:.0f} s")
+    raise SmokeError(f"{path}: {url} not ready after {timeout:.0f} s")
 
 
 @contextmanager
+def running(
+    command: list[str],
+    url: str,
+    ready_path: str = "/readyz",
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    log: Path | None = None,
+) -> Iterator[str]:
+    """Run a server for the duration of the block, once ``url + ready_path`` answers 200.
+
+    Yields:
+        ``url``.
+    """
+    with ExitStack() as stack:
+        output = stack.enter_context(log.open("w")) if log else None
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=output)
+        try:
+            wait_ready(url, path=ready_path)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 def served(
     target: str, port: int, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> Iterator[str]:
-    """Run ``bentoml serve target`` on a loopback port for the duration of the block."""
+) -> AbstractContextManager[str]:
+    """``bentoml serve target`` on a loopback port for the duration of the block."""
     command = ["bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, cwd=cwd)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    return running(command, f"http://127.0.0.1:{port}", env=env, cwd=cwd)
 
 
 def example_record(metadata: dict[str, Any]) -> dict[str, Any]:
