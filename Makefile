@@ -53,6 +53,10 @@ demo: install ## Train, evaluate, export, build the Bento and smoke-test it, on 
 	@echo "         models/ (model.joblib, model.onnx, serving.json, model_card.md), dist/*.bento"
 	@echo "Next: make serve, then see README for a curl example."
 
+.PHONY: gates
+gates: install ## Check the validation gates (params.yaml gates:) against main; writes reports/gates.json
+	python -m scripts.gates
+
 .PHONY: bento
 bento: install ## Build the Bento (version = git short sha) and export it to dist/
 	python -m scripts.build_bento

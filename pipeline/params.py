@@ -181,6 +181,27 @@ class ExportParams(_Frozen):
     parity_tolerance: float = Field(gt=0)
 
 
+class GateParams(_Frozen):
+    """Thresholds a model must meet before it is reported green or released."""
+
+    floors: dict[str, float]
+    max_regression: dict[str, float]
+    latency_p95_ms: float = Field(gt=0)
+    model_size_mb: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _check_metrics(self) -> GateParams:
+        known = {"accuracy", "f1", "roc_auc", "log_loss", "precision", "recall"}
+        for section, values in (("floors", self.floors), ("max_regression", self.max_regression)):
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ValueError(
+                    f"{section}: unknown metric(s) {', '.join(unknown)}; "
+                    f"expected some of {', '.join(sorted(known))}"
+                )
+        return self
+
+
 class Params(_Frozen):
     """All of params.yaml."""
 
@@ -189,6 +210,7 @@ class Params(_Frozen):
     train: TrainParams
     evaluate: EvaluateParams
     export: ExportParams
+    gates: GateParams
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:

@@ -112,3 +112,16 @@ def test_corrupt_csv_fails_validation_and_keeps_previous_outputs(sklearn_run, tm
     assert report["passed"] is False
     assert {p["column"] for p in report["problems"]} == {"age", "credit_score", "income", "region"}
     assert {name: copy.md5(name) for name in kept} == before
+
+
+def test_gates_pass_then_fail_on_a_raised_floor(sklearn_run, tmp_path):
+    copy = sklearn_run.clone_to(tmp_path / "gates")
+    result = copy.run("python", "-m", "scripts.gates")
+    assert "gates: all passed" in result.stdout
+    report = json.loads((copy.path / "reports/gates.json").read_text())
+    assert report["passed"] is True
+    copy.set_params({"gates.floors.roc_auc": 0.99})
+    failed = copy.run("python", "-m", "scripts.gates", check=False)
+    assert failed.returncode == 1
+    assert "gate floor_roc_auc: FAIL — roc_auc = " in failed.stderr
+    assert "(floor 0.99)" in failed.stderr
