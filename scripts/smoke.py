@@ -95,11 +95,15 @@ def running(
 
 
 def served(
-    target: str, port: int, env: dict[str, str] | None = None, cwd: Path | None = None
+    target: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    log: Path | None = None,
 ) -> AbstractContextManager[str]:
     """``bentoml serve target`` on a loopback port for the duration of the block."""
     command = ["bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)]
-    return running(command, f"http://127.0.0.1:{port}", env=env, cwd=cwd)
+    return running(command, f"http://127.0.0.1:{port}", env=env, cwd=cwd, log=log)
 
 
 def example_record(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.serve:
-            with served(args.serve, free_port()) as url:
+            # The server's own log (it logs the rejected request's traceback) goes to a file.
+            log = Path("logs/smoke-serve.log")
+            log.parent.mkdir(parents=True, exist_ok=True)
+            print(f"smoke: serving {args.serve} (server log: {log})")
+            with served(args.serve, free_port(), log=log) as url:
                 passed = check(url)
         else:
             wait_ready(args.url)
