@@ -125,3 +125,21 @@ def test_gates_pass_then_fail_on_a_raised_floor(sklearn_run, tmp_path):
     assert failed.returncode == 1
     assert "gate floor_roc_auc: FAIL — roc_auc = " in failed.stderr
     assert "(floor 0.99)" in failed.stderr
+
+
+def test_report_compares_a_branch_with_main(sklearn_run, tmp_path):
+    copy = sklearn_run.clone_to(tmp_path / "report")
+    copy.run("git", "add", "-A")
+    copy.run("git", "commit", "-q", "-m", "trained on main")
+    copy.run("git", "checkout", "-q", "-b", "feature")
+    copy.set_params({"train.sklearn.max_depth": 2})
+    copy.run("dvc", "repro")
+    # On 2,000 rows a shallower tree may well fail the f1 regression gate: either way the
+    # report is written and shows the verdict.
+    gates = copy.run("python", "-m", "scripts.gates", "--against", "main", check=False)
+    assert gates.returncode in (0, 1), gates.stderr
+    copy.run("python", "-m", "scripts.report", "--against", "main")
+    text = (copy.path / "reports/pr_report.md").read_text()
+    assert "| train.sklearn.max_depth | 3 | 2 |" in text
+    assert "| model.roc_auc | " in text
+    assert "| regression_roc_auc | PASS |" in text or "| regression_roc_auc | **FAIL** |" in text
