@@ -92,9 +92,19 @@ def git_short_sha() -> str:
         return "nogit"
 
 
+# The params sections that shape the model (all but `gates`, which only judges it). The
+# export stage lists exactly these under `params:` in dvc.yaml, as the spec records them.
+MODEL_SECTIONS = ("data", "split", "train", "evaluate", "export")
+
+
+def model_params(params: Params) -> dict[str, Any]:
+    """The sections of params.yaml the model was built with."""
+    return params.model_dump(mode="json", by_alias=True, include=set(MODEL_SECTIONS))
+
+
 def params_digest(params: Params) -> str:
-    """A short digest of every parameter, for the model version."""
-    text = json.dumps(params.model_dump(mode="json", by_alias=True), sort_keys=True)
+    """A short digest of :func:`model_params`, for the model card and the store metadata."""
+    text = json.dumps(model_params(params), sort_keys=True)
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:8]
 
 
@@ -227,7 +237,7 @@ def build_spec(
         "onnx_md5": onnx_md5,
         "data_source": params.data.source,
         "split_method": params.split.method,
-        "params": params.model_dump(mode="json", by_alias=True),
+        "params": model_params(params),
     }
 
 
@@ -255,8 +265,10 @@ def register(onnx_path: Path, spec_path: Path) -> str:
         bentoml.models.delete(tag)  # same tag, other bytes: a re-run of the same commit
     keys = ("git_sha", "params_digest", "onnx_md5", "family", "training_data_md5", "metrics")
     metadata = {key: spec[key] for key in keys}
-    # BentoML metadata takes no None (unset bounds in the schema): store that as JSON text.
+    # BentoML metadata takes no None (unset bounds in the schema, unset seeds...): store
+    # those documents as JSON text.
     metadata["schema_json"] = json.dumps(spec["schema"], sort_keys=True)
+    metadata["params_json"] = json.dumps(spec["params"], sort_keys=True)
     labels = {"git_sha": spec["git_sha"], "family": spec["family"]}
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as stored:
         Path(stored.path_of(ONNX_FILE)).write_bytes(onnx_path.read_bytes())
