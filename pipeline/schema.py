@@ -213,3 +213,20 @@ def coerce_frame(frame: pd.DataFrame, schema: SchemaParams) -> pd.DataFrame:
         details = "\n".join(f"  {p.message()}" for p in report.problems)
         raise ValueError(f"data does not match data.schema in params.yaml:\n{details}")
     return valid
+
+
+def cast_frame(frame: pd.DataFrame, schema: SchemaParams) -> pd.DataFrame:
+    """Cast a table that already passed validation to the declared dtypes, without re-checking.
+
+    Args:
+        frame: A table whose validation report passed for this schema.
+        schema: The ``data.schema`` section of params.yaml.
+
+    Returns:
+        The table with feature, target and event-time columns in their declared dtypes.
+    """
+    dtypes = {name: _DTYPES[spec.dtype] for name, spec in schema.columns.items()}
+    dtypes = {name: ("object" if kind == "str" else kind) for name, kind in dtypes.items()}
+    cast = frame.astype({**dtypes, schema.target: "int64"})
+    cast[schema.event_time] = pd.to_datetime(cast[schema.event_time])
+    return cast

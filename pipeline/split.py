@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from pipeline.io import read_table, write_table
 from pipeline.params import ParamsError, SchemaParams, SplitParams, load_params
-from pipeline.schema import coerce_frame
+from pipeline.schema import cast_frame
 from pipeline.validate import require_passed
 
 PARTS = ("train", "val", "test")
@@ -79,8 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        require_passed(args.validation, args.data)
-        frame = coerce_frame(read_table(args.data), params.data.schema)
+        schema = params.data.schema
+        # Validation already checked this file against this schema: only cast here.
+        require_passed(args.validation, args.data, schema)
+        frame = cast_frame(read_table(args.data), schema)
         parts = split_frame(frame, params.split, params.data.schema)
     except (ParamsError, ValueError) as error:
         print(f"split: {error}", file=sys.stderr)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.io import read_json, read_table, write_json
-from pipeline.params import ParamsError, load_params
+from pipeline.params import ParamsError, SchemaParams, load_params
 from pipeline.schema import validate_frame
 
 
@@ -38,15 +38,23 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def require_passed(report_path: Path, data_path: Path) -> None:
-    """Refuse to go on unless the report says this exact data file passed validation.
+def schema_md5(schema: SchemaParams) -> str:
+    """Digest of the schema a report was made with (stages after validate depend on it)."""
+    text = json.dumps(schema.model_dump(mode="json"), sort_keys=True)
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def require_passed(report_path: Path, data_path: Path, schema: SchemaParams) -> None:
+    """Refuse to go on unless the report says this exact file passed this exact schema.
 
     Args:
         report_path: reports/validation.json written by this stage.
         data_path: The data file about to be used.
+        schema: The schema the data is about to be read with.
 
     Raises:
-        ValueError: When the report failed, is missing, or was made for other data.
+        ValueError: When the report failed, is missing, or was made for other data or
+            another schema.
     """
     if not report_path.is_file():
         raise ValueError(f"{report_path}: validation report not found; run the validate stage")
@@ -55,6 +63,8 @@ def require_passed(report_path: Path, data_path: Path) -> None:
         raise ValueError(f"{report_path}: data validation failed; see its 'problems'")
     if report.get("data_md5") != file_md5(data_path):
         raise ValueError(f"{report_path}: was written for other data than {data_path}; re-validate")
+    if report.get("schema_md5") != schema_md5(schema):
+        raise ValueError(f"{report_path}: was written for another data.schema; re-validate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,10 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "data_md5": file_md5(args.data),
         # Stages after this one depend on the report rather than on the whole schema in
         # params.yaml: a schema change changes this digest, hence re-runs them.
-        "schema_md5": hashlib.md5(
-            json.dumps(schema.model_dump(mode="json"), sort_keys=True).encode(),
-            usedforsecurity=False,
-        ).hexdigest(),
+        "schema_md5": schema_md5(schema),
     }
     write_json({**report.to_json(), **fingerprint}, args.report)
     if not report.passed:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline import validate
-from pipeline.schema import build_schema, coerce_frame, validate_frame
+from pipeline.schema import build_schema, cast_frame, coerce_frame, validate_frame
 from tests.factories import make_credit_frame, make_params
 
 SCHEMA = make_params().data.schema
@@ -96,7 +96,7 @@ def test_validate_stage_writes_report_and_exits_1_on_bad_csv(tmp_path, capsys):
     assert written["problems"][0]["column"] == "age"
     assert written["problems"][0]["rows"] == 1
     with pytest.raises(ValueError, match="data validation failed"):
-        validate.require_passed(report, data)
+        validate.require_passed(report, data, SCHEMA)
 
 
 def test_a_passing_report_only_covers_the_file_it_checked(tmp_path):
@@ -104,7 +104,16 @@ def test_a_passing_report_only_covers_the_file_it_checked(tmp_path):
     make_credit_frame(300).to_parquet(data)
     report = tmp_path / "validation.json"
     assert validate.main(["--data", str(data), "--report", str(report)]) == 0
-    validate.require_passed(report, data)
+    validate.require_passed(report, data, SCHEMA)
+    other_schema = SCHEMA.model_copy(update={"max_missing_fraction": 0.5})
+    with pytest.raises(ValueError, match=r"another data\.schema"):
+        validate.require_passed(report, data, other_schema)
     make_credit_frame(300, seed=1).to_parquet(data)
     with pytest.raises(ValueError, match="was written for other data"):
-        validate.require_passed(report, data)
+        validate.require_passed(report, data, SCHEMA)
+
+
+def test_cast_frame_matches_what_validation_coerces():
+    frame = make_credit_frame(300)
+    raw = frame.astype({"age": float, "event_time": str})
+    pd.testing.assert_frame_equal(cast_frame(raw, SCHEMA), coerce_frame(frame, SCHEMA))
