@@ -45,14 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import bentoml
 
     model_tag = register(args.onnx, args.spec)
-    version = args.version or git_short_sha()
+    git_sha = git_short_sha()
+    version = args.version or git_sha
     # A rebuild of the same commit replaces the earlier Bento (the model may differ).
     with contextlib.suppress(bentoml.exceptions.NotFound):
         bentoml.bentos.delete(f"{bentofile_name(args.bentofile)}:{version}")
     bento = bentoml.bentos.build_bentofile(
         str(args.bentofile),
         version=version,
-        labels={"git_sha": git_short_sha(), "model_tag": model_tag.replace(":", "_")},
+        labels={"git_sha": git_sha, "model_tag": model_tag.replace(":", "_")},
     )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     archive = args.out_dir / f"{bento.tag.name}-{bento.tag.version}.bento"

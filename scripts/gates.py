@@ -93,29 +93,36 @@ def regression_gates(
     return results
 
 
+def dvc_diff(kind: str, reference: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """``dvc {metrics,params} diff <reference> --json``: ``{file: {key: {"old", "new", ...}}}``.
+
+    Raises:
+        RuntimeError: When dvc fails (e.g. an unknown reference in a shallow clone).
+    """
+    command = ["dvc", kind, "diff", reference, "--json"]
+    if kind == "metrics":
+        command.append("--all")  # unchanged metrics too: the report lists them all
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed: {result.stderr.strip()} "
+            "(a shallow clone lacks the reference: check out with fetch-depth 0)"
+        )
+    document: dict[str, dict[str, dict[str, Any]]] = json.loads(result.stdout or "{}")
+    return document
+
+
 def metrics_diff(reference: str, metrics_file: str = METRICS_FILE) -> dict[str, Any] | None:
-    """The model's metrics against a git reference, from ``dvc metrics diff --json``.
+    """The model's metrics against a git reference (see :func:`dvc_diff`).
 
     Returns:
         ``{metric: {"old", "new"}}`` for keys under ``model.``; None when the reference
         has no metrics file (dvc reports nothing for it).
 
     Raises:
-        RuntimeError: When dvc fails (e.g. an unknown reference in a shallow clone).
+        RuntimeError: When dvc fails.
     """
-    result = subprocess.run(
-        ["dvc", "metrics", "diff", reference, "--json", "--all"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"dvc metrics diff {reference} failed: {result.stderr.strip()} "
-            "(a shallow clone lacks the reference: check out with fetch-depth 0)"
-        )
-    document = json.loads(result.stdout or "{}")
-    entries = document.get(metrics_file, {})
+    entries = dvc_diff("metrics", reference).get(metrics_file, {})
     model = {
         key.removeprefix("model."): value
         for key, value in entries.items()

@@ -19,30 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scripts.gates import dvc_diff
+
 WATERMARK = "gitops-ml model report"
 FIGURES = ("confusion_matrix.png", "roc.png", "precision_recall.png")
 
 
-def dvc_diff(kind: str, reference: str) -> dict[str, dict[str, Any]]:
-    """``dvc {metrics,params} diff <reference> --json`` flattened to ``{file:key: entry}``.
-
-    Raises:
-        RuntimeError: When dvc fails (e.g. the reference is missing from a shallow clone).
-    """
-    command = ["dvc", kind, "diff", reference, "--json"]
-    if kind == "metrics":
-        command.append("--all")
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
-    document: dict[str, dict[str, dict[str, Any]]] = json.loads(result.stdout or "{}")
-    return {key: entry for values in document.values() for key, entry in values.items()}
+def flat_diff(kind: str, reference: str) -> dict[str, dict[str, Any]]:
+    """:func:`scripts.gates.dvc_diff` with the files merged: ``{key: entry}``."""
+    return {
+        key: entry for values in dvc_diff(kind, reference).values() for key, entry in values.items()
+    }
 
 
 def _number(value: Any) -> str:
@@ -138,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         gates = json.loads(args.gates.read_text(encoding="utf-8"))
-        metrics = dvc_diff("metrics", args.against)
-        params = dvc_diff("params", args.against)
+        metrics = flat_diff("metrics", args.against)
+        params = flat_diff("params", args.against)
     except (OSError, RuntimeError, json.JSONDecodeError) as error:
         print(f"report: {error}", file=sys.stderr)
         return 1
