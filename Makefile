@@ -4,8 +4,14 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DELETE_ON_ERROR:
 
+# VENV may point outside the checkout: a self-hosted runner keeps one prebuilt environment
+# (the act harness passes its own), reused as long as the dependency files are unchanged.
 VENV ?= .venv
-BIN := $(CURDIR)/$(VENV)/bin
+BIN := $(abspath $(VENV))/bin
+# The install stamp is named after the dependency files' content, not their mtime: a fresh
+# checkout or act's copy of the tree must not reinstall an environment that is up to date.
+DEPS_HASH := $(shell cat pyproject.toml requirements/constraints.txt | md5sum | cut -c1-12)
+STAMP := $(abspath $(VENV))/.installed-$(DEPS_HASH)
 PYTHON_BOOT ?= python3
 # Folders of local wheels, passed to uv when present (this platform keeps the CPU
 # build of torch in /opt/wheels). GPU runners take the CUDA build from PyPI instead.
@@ -24,10 +30,11 @@ export BENTOML_DO_NOT_TRACK := true
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export MPLBACKEND := Agg
 
-$(VENV)/.installed: pyproject.toml requirements/constraints.txt
-	test -x $(BIN)/python || $(PYTHON_BOOT) -m venv $(VENV)
+$(STAMP):
+	test -x $(BIN)/python || $(PYTHON_BOOT) -m venv $(abspath $(VENV))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 	$(BIN)/uv pip install $(UV_FLAGS) -c requirements/constraints.txt -e '.[serving,monitoring,dev]'
+	rm -f $(abspath $(VENV))/.installed-*
 	touch $@
 
 .PHONY: help
@@ -35,7 +42,7 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
-install: $(VENV)/.installed ## Create .venv and install the project with its pinned dependencies
+install: $(STAMP) ## Create .venv and install the project with its pinned dependencies
 
 PORT ?= 3000
 GIT_SHA = $(shell git rev-parse --short=7 HEAD 2>/dev/null || echo nogit)
@@ -53,13 +60,65 @@ demo: install ## Train, evaluate, export, build the Bento and smoke-test it, on 
 	@echo "         models/ (model.joblib, model.onnx, serving.json, model_card.md), dist/*.bento"
 	@echo "Next: make serve, then see README for a curl example."
 
+# Git reference for the regression gate and the report's diffs (CI passes origin/<base>).
+AGAINST ?= main
+# Files `dvc repro` rewrites that git tracks: a PR must commit them (see check-lock).
+LOCKED := dvc.lock metrics.json reports/validation.json reports/plots
+
+.PHONY: repro
+repro: install ## Pull what the remote has (outputs and run-cache), reproduce the rest
+	dvc pull --run-cache --allow-missing
+	dvc repro --pull --allow-missing
+
+.PHONY: ci-repro
+ci-repro: repro ## CI: `make repro`, then push outputs and the run-cache for later runs and main
+	dvc push --run-cache
+
+.PHONY: sync-lock
+sync-lock: repro ## After CI trained a PR: restore its results from the run-cache (no retraining)
+	@git status --short -- $(LOCKED)
+	@echo "Commit these files: git add $(LOCKED) && git commit -m 'dvc.lock from CI'"
+
+.PHONY: check-lock
+check-lock: ## Fail when `dvc repro` changed files git tracks (dvc.lock, metrics, plots)
+	@changed="$$(git status --porcelain -- $(LOCKED))"; \
+	if [ -n "$$changed" ]; then \
+	  echo "::error::dvc.lock and the metrics are not those of this commit:"; echo "$$changed"; \
+	  echo "Run 'make sync-lock' (restores CI's results from the DVC run-cache, no retraining),"; \
+	  echo "commit $(LOCKED) and push."; exit 1; \
+	fi; echo "check-lock: dvc.lock and metrics match this commit"
+
 .PHONY: gates
-gates: install ## Check the validation gates (params.yaml gates:) against main; writes reports/gates.json
-	python -m scripts.gates
+gates: install ## Check the validation gates (params.yaml gates:) against AGAINST; writes reports/gates.json
+	python -m scripts.gates --against "$(AGAINST)"
+
+.PHONY: report
+report: install ## Render the PR report (reports/pr_report.md) against AGAINST, and the job summary
+	python -m scripts.report --against "$(AGAINST)" $(if $(ARTIFACT_URL),--artifact-url "$(ARTIFACT_URL)")
 
 .PHONY: bento
 bento: install ## Build the Bento (version = git short sha) and export it to dist/
 	python -m scripts.build_bento
+
+# Deployment (the deploy driver is scripts.deploy): DEPLOY_ENV=staging|production.
+DEPLOY_ENV ?= staging
+BENTO_FILE ?= $(firstword $(wildcard dist/*.bento))
+
+.PHONY: deploy
+deploy: install ## Deploy BENTO_FILE (default dist/*.bento) to DEPLOY_ENV
+	python -m scripts.deploy apply --env "$(DEPLOY_ENV)" --bento-file "$(BENTO_FILE)"
+
+.PHONY: smoke
+smoke: install ## Smoke-test the service deployed to DEPLOY_ENV
+	python -m scripts.smoke --url "$$(python -m scripts.deploy url --env "$(DEPLOY_ENV)")"
+
+.PHONY: undeploy
+undeploy: install ## Stop what runs for DEPLOY_ENV
+	python -m scripts.deploy down --env "$(DEPLOY_ENV)"
+
+.PHONY: image
+image: install ## Containerize BENTO_FILE and push it as IMAGE (needs a Docker engine; skips with a notice without one)
+	python -m scripts.image --bento-file "$(BENTO_FILE)" $(if $(IMAGE),--push "$(IMAGE)")
 
 .PHONY: serve
 serve: bento ## Serve the built Bento on http://127.0.0.1:$(PORT)
@@ -72,6 +131,39 @@ test: install ## Run the whole test suite (unit, data, integration)
 .PHONY: test-fast
 test-fast: install ## Run unit and data tests only
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+
+# Debian packages the tests and the local deployment start (root, or sudo when available).
+SYSTEM_PACKAGES := jq
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages the tests need (jq, ...) unless already there
+	@missing="$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "system-deps: $(SYSTEM_PACKAGES) already installed"; fi
+
+.PHONY: lint-workflows
+lint-workflows: install ## Lint the workflows and actions: check-jsonschema and zizmor (offline)
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml .github/act/actions/*/action.yml
+	$(BIN)/zizmor --offline --no-progress .github
+
+# Run the real workflow files with nektos/act in a temporary clone (see scripts/act.py).
+ACT_ARGS ?=
+
+.PHONY: act-pr
+act-pr: install ## Run the pull_request workflows (ci, train) locally with act
+	python -m scripts.act pull_request $(ACT_ARGS)
+
+.PHONY: act-main
+act-main: install ## Run the push-to-main workflows (ci, release) locally with act
+	python -m scripts.act push $(ACT_ARGS)
+
+.PHONY: act-schedule
+act-schedule: install ## Run the scheduled workflows locally with act
+	python -m scripts.act schedule $(ACT_ARGS)
 
 .PHONY: lint
 lint: install ## Run every pre-commit hook on all files (ruff, black, mypy, file checks)

@@ -204,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="skip the regression gate")
     parser.add_argument("--out", type=Path, default=Path("reports/gates.json"))
     args = parser.parse_args(argv)
+    if not args.no_reference and not args.against.strip("0"):
+        # GitHub's `before` of a push that created the branch: nothing to compare with.
+        print(f"gates: no reference ({args.against or 'empty'}): regression gate skipped")
+        args.no_reference = True
     try:
         params = load_params(args.params)
         metrics = read_json(args.metrics)["model"]

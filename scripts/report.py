@@ -5,9 +5,9 @@
 * the gates table (from ``reports/gates.json``, written by ``scripts.gates``);
 * the metrics diff against the reference (``dvc metrics diff <ref> --json --all``);
 * the params diff against the reference (``dvc params diff <ref> --json``);
-* the confusion-matrix, ROC and precision-recall figures — as links under
-  ``--figures-url`` when given (e.g. the run's artifact, or a branch of the repository),
-  otherwise as their paths in the uploaded artifact: nothing goes to a third-party host;
+* the confusion-matrix, ROC and precision-recall figures — as images under
+  ``--figures-url`` when given (e.g. a branch of the repository), otherwise as their paths
+  in the run's artifact, linked with ``--artifact-url``: nothing goes to a third-party host;
 * a link to the workflow run (from GitHub's ``GITHUB_*`` variables).
 
 With ``GITHUB_STEP_SUMMARY`` set, the same Markdown is appended to the job summary.
@@ -59,6 +59,7 @@ def render(
     reference: str,
     figures_url: str | None,
     run_url: str | None,
+    artifact_url: str | None = None,
 ) -> str:
     """The report's Markdown.
 
@@ -69,6 +70,7 @@ def render(
         reference: The git reference compared against.
         figures_url: Base URL of the PNG figures, or None to list artifact paths.
         run_url: Link to the workflow run, if known.
+        artifact_url: Link to the artifact holding the figures, if known.
 
     Returns:
         Markdown, starting with the watermark title the sticky comment is found by.
@@ -104,7 +106,8 @@ def render(
         if figures_url:
             lines.append(f"![{title}]({figures_url.rstrip('/')}/{name})")
         else:
-            lines.append(f"- {title}: `reports/figures/{name}` in the run's artifacts")
+            artifact = f"[the run's artifact]({artifact_url})" if artifact_url else "the run's artifacts"
+            lines.append(f"- {title}: `reports/figures/{name}` in {artifact}")
     if run_url:
         lines += ["", f"[Workflow run]({run_url})"]
     return "\n".join(lines) + "\n"
@@ -126,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gates", type=Path, default=Path("reports/gates.json"))
     parser.add_argument("--against", default="main", help="git reference to compare with")
     parser.add_argument("--figures-url", default=None, help="base URL of the PNG figures")
+    parser.add_argument("--artifact-url", default=None, help="link to the figures' artifact")
     parser.add_argument("--out", type=Path, default=Path("reports/pr_report.md"))
     args = parser.parse_args(argv)
     try:
@@ -136,7 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"report: {error}", file=sys.stderr)
         return 1
     markdown = render(
-        gates, metrics, params, args.against, args.figures_url, run_url_from_env(os.environ)
+        gates,
+        metrics,
+        params,
+        args.against,
+        args.figures_url,
+        run_url_from_env(os.environ),
+        args.artifact_url,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown, encoding="utf-8")

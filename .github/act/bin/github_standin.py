@@ -1,0 +1,156 @@
+"""Recording stand-ins for `cml` and `gh`: GitHub's API is the one boundary act cannot reach.
+
+Only the calls ``scripts/comment.py`` makes are implemented; anything else exits 2 with a
+message, so a new call cannot pass unnoticed. State lives in ``$GITOPS_ML_RECORD/github.json``
+(comments and pull requests, as GitHub would hold them) and every call is appended to
+``$GITOPS_ML_RECORD/calls.jsonl``; tests read both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+RECORD = Path(os.environ.get("GITOPS_ML_RECORD", ""))
+
+
+def load() -> dict[str, Any]:
+    path = RECORD / "github.json"
+    if path.is_file():
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return state
+    return {"comments": [], "pulls": [], "next_id": 1}
+
+
+def save(state: dict[str, Any]) -> None:
+    (RECORD / "github.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+
+def fail(message: str) -> None:
+    print(f"stand-in: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def event_pr() -> int | None:
+    path = os.environ.get("GITHUB_EVENT_PATH")
+    if not path or not Path(path).is_file():
+        return None
+    event = json.loads(Path(path).read_text(encoding="utf-8"))
+    number = event.get("pull_request", {}).get("number") or event.get("number")
+    return number if isinstance(number, int) else None
+
+
+def cml(argv: list[str], state: dict[str, Any]) -> None:
+    if argv[:1] != ["comment"] or argv[1:2] not in (["create"], ["update"]):
+        fail(f"cml {' '.join(argv[:2])} is not implemented by the stand-in")
+    parser = argparse.ArgumentParser(prog="cml comment")
+    parser.add_argument("file")
+    parser.add_argument("--target", default="pr")
+    parser.add_argument("--watermark-title", default="")
+    parser.add_argument("--publish", default="true")
+    args = parser.parse_args(argv[2:])
+    kind, _, number = args.target.partition("/")
+    if kind != "pr":
+        fail(f"--target={args.target}: only pr targets are implemented")
+    pr = int(number) if number else event_pr()
+    if pr is None:
+        fail("no pull request for --target=pr")
+    body = Path(args.file).read_text(encoding="utf-8")
+    comment = {"pr": pr, "tool": "cml", "watermark": args.watermark_title, "publish": args.publish}
+    existing = [
+        c for c in state["comments"] if c["pr"] == pr and c.get("watermark") == args.watermark_title
+    ]
+    if argv[1] == "update" and existing:
+        existing[-1].update(comment, body=body, edits=existing[-1]["edits"] + 1)
+        print(f"https://github.invalid/pull/{pr}#issuecomment-{existing[-1]['id']}")
+        return
+    state["comments"].append({**comment, "id": state["next_id"], "body": body, "edits": 0})
+    state["next_id"] += 1
+    print(f"https://github.invalid/pull/{pr}#issuecomment-{state['next_id'] - 1}")
+
+
+def gh_api(argv: list[str], state: dict[str, Any]) -> None:
+    parser = argparse.ArgumentParser(prog="gh api")
+    parser.add_argument("path")
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--paginate", action="store_true")
+    parser.add_argument("--jq", default=None)
+    parser.add_argument("--input", default=None)
+    args = parser.parse_args(argv)
+    parts = args.path.split("/")
+    payload = json.loads(sys.stdin.read() if args.input == "-" else "null")
+    if args.method == "GET" and parts[3:4] == ["issues"] and parts[5:] == ["comments"]:
+        pr = int(parts[4])
+        result: Any = [
+            {"id": c["id"], "body": c["body"]} for c in state["comments"] if c["pr"] == pr
+        ]
+    elif args.method == "POST" and parts[3:4] == ["issues"] and parts[5:] == ["comments"]:
+        result = {"id": state["next_id"], "body": payload["body"]}
+        state["comments"].append({"pr": int(parts[4]), "tool": "gh", "edits": 0, **result})
+        state["next_id"] += 1
+    elif args.method == "PATCH" and parts[3:5] == ["issues", "comments"]:
+        matches = [c for c in state["comments"] if c["id"] == int(parts[5])]
+        if not matches:
+            fail(f"no comment {parts[5]}")
+        matches[0].update(body=payload["body"], edits=matches[0]["edits"] + 1)
+        result = {"id": matches[0]["id"], "body": payload["body"]}
+    else:
+        fail(f"gh api {args.method} {args.path} is not implemented by the stand-in")
+    text = json.dumps(result)
+    if args.jq:
+        text = subprocess.run(
+            ["jq", "-r", args.jq], input=text, capture_output=True, text=True, check=True
+        ).stdout
+    print(text)
+
+
+def gh_pr(argv: list[str], state: dict[str, Any]) -> None:
+    parser = argparse.ArgumentParser(prog="gh pr")
+    parser.add_argument("action", choices=("list", "create"))
+    parser.add_argument("--repo", default="")
+    parser.add_argument("--head", default="")
+    parser.add_argument("--base", default="main")
+    parser.add_argument("--state", default="open")
+    parser.add_argument("--json", default="")
+    parser.add_argument("--title", default="")
+    parser.add_argument("--body-file", default="")
+    args = parser.parse_args(argv)
+    if args.action == "list":
+        pulls = [p for p in state["pulls"] if p["head"] == args.head and p["state"] == args.state]
+        print(json.dumps([{"number": p["number"], "url": p["url"]} for p in pulls]))
+        return
+    number = 100 + len(state["pulls"])
+    url = f"https://github.invalid/{args.repo}/pull/{number}"
+    body = Path(args.body_file).read_text(encoding="utf-8")
+    state["pulls"].append(
+        {"number": number, "url": url, "head": args.head, "base": args.base, "state": "open",
+         "title": args.title, "body": body}
+    )
+    print(url)
+
+
+def main() -> None:
+    if not RECORD.name or not RECORD.is_dir():
+        fail("GITOPS_ML_RECORD must name an existing directory")
+    tool, argv = sys.argv[1], sys.argv[2:]
+    with (RECORD / "calls.jsonl").open("a", encoding="utf-8") as log:
+        log.write(json.dumps({"tool": tool, "argv": argv}) + "\n")
+    state = load()
+    if tool == "cml":
+        cml(argv, state)
+    elif argv[:1] == ["api"]:
+        gh_api(argv[1:], state)
+    elif argv[:1] == ["pr"]:
+        gh_pr(argv[1:], state)
+    else:
+        fail(f"gh {' '.join(argv[:2])} is not implemented by the stand-in")
+    save(state)
+
+
+if __name__ == "__main__":
+    main()

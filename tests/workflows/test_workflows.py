@@ -1,0 +1,172 @@
+"""The real workflow files, run by act in a sandbox clone (scripts/act.py).
+
+One sandbox for the module, in the order a team lives it: main has a baseline model; PR
+(a) improves it (first push: report posted, dvc.lock to sync; second push: the same
+comment updated, all green); PR (b) falls below a floor; (a) is merged and released to
+staging and production (d); PR (c) regresses against the new main; a main commit whose
+gates fail deploys nothing (e).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts.act import ActRun, Sandbox, create_sandbox
+from scripts.smoke import free_port, request
+from tests.factories import set_dotted
+
+pytestmark = [pytest.mark.integration, pytest.mark.workflow]
+
+WEAK = {"train.sklearn.n_estimators": 20, "train.sklearn.max_depth": 2}
+DEFAULT = {"train.sklearn.n_estimators": 150, "train.sklearn.max_depth": 3}
+BELOW_FLOOR = {"train.sklearn.n_estimators": 2, "train.sklearn.max_depth": 1}
+
+
+def set_params(sandbox: Sandbox, overrides: dict[str, object]) -> None:
+    path = sandbox.work / "params.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for dotted, value in overrides.items():
+        set_dotted(raw, dotted, value)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+
+
+def open_pr(sandbox: Sandbox, branch: str, overrides: dict[str, object]) -> None:
+    sandbox.git("checkout", "-q", "main")
+    sandbox.git("checkout", "-q", "-B", branch)
+    set_params(sandbox, overrides)
+    sandbox.commit_all(f"{branch}: {overrides}")
+    sandbox.push(branch)
+
+
+def comments(sandbox: Sandbox, pr: int) -> list[dict[str, object]]:
+    return [c for c in sandbox.github()["comments"] if c["pr"] == pr]
+
+
+def deployment(sandbox: Sandbox, env: str) -> dict[str, object] | None:
+    path = sandbox.run_dir / env / "state.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def explain(run: ActRun) -> str:
+    return f"{run.summary()}\n{run.output()[-6000:]}"
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    box = create_sandbox(tmp_path_factory.mktemp("act"))
+    set_params(box, WEAK)
+    box.commit_all("A weak first model")
+    box.baseline()
+    box.job_env.update(
+        GITOPS_ML_STAGING_PORT=str(free_port()), GITOPS_ML_PRODUCTION_PORT=str(free_port())
+    )
+    yield box
+    for env in ("staging", "production"):
+        subprocess.run(
+            [sys.executable, "-m", "scripts.deploy", "down", "--env", env],
+            env={**box.env(), "GITOPS_ML_RUN_DIR": str(box.run_dir)},
+            cwd=box.work,
+            check=False,
+        )
+
+
+def test_a_improving_pr_gets_one_sticky_report_and_goes_green(sandbox: Sandbox) -> None:
+    open_pr(sandbox, "improve", DEFAULT)
+    first = sandbox.act("pull_request", "train.yml", number=1)
+    assert first.jobs == {"train": "failure", "comment": "success"}, explain(first)
+    assert "make 'sync-lock'" in first.output("train") or "make sync-lock" in first.output("train")
+    (comment,) = comments(sandbox, 1)
+    body = str(comment["body"])
+    assert comment["tool"] == "cml" and comment["publish"] == "false"
+    assert "✅ all gates passed" in body
+    for gate in ("data", "floor_roc_auc", "floor_f1", "regression_roc_auc", "latency_p95_ms"):
+        assert f"| {gate} | PASS |" in body
+    assert "| model.roc_auc | 0.7784 | 0.7931 | +0.0147 |" in body
+    assert "| train.sklearn.n_estimators | 20 | 150 |" in body
+    assert "`reports/figures/roc.png` in [the run's artifact](file://" in body
+    assert "[Workflow run](https://github.com/gitops-ml/sandbox/actions/runs/1)" in body
+    figures = sorted(p.name for p in (sandbox.root / "artifacts").glob("*/figures/*.png"))
+    assert figures == ["confusion_matrix.png", "precision_recall.png", "roc.png"]
+
+    # The author syncs dvc.lock from CI's run-cache (no retraining) and pushes again.
+    synced = subprocess.run(
+        ["make", "sync-lock"], cwd=sandbox.work, env=sandbox.env(VENV=sys.prefix),
+        capture_output=True, text=True, check=True,
+    )
+    assert "Stage 'train' is cached - skipping run" in synced.stdout + synced.stderr
+    sandbox.commit_all("dvc.lock from CI")
+    sandbox.push("improve")
+    second = sandbox.act("pull_request", "train.yml", number=1)
+    assert second.ok, explain(second)
+    assert second.jobs == {"train": "success", "comment": "success"}
+    (updated,) = comments(sandbox, 1)
+    assert updated["id"] == comment["id"] and updated["edits"] == 1
+    assert "✅ all gates passed" in str(updated["body"])
+
+
+def test_b_pr_below_the_floor_fails_with_the_gate_named(sandbox: Sandbox) -> None:
+    open_pr(sandbox, "too-simple", BELOW_FLOOR)
+    run = sandbox.act("pull_request", "train.yml", number=2)
+    assert run.returncode != 0
+    assert run.jobs == {"train": "failure", "comment": "success"}, explain(run)
+    assert "gate floor_roc_auc: FAIL" in run.output("train")
+    (comment,) = comments(sandbox, 2)
+    body = str(comment["body"])
+    assert "❌ gates failed" in body
+    assert "| floor_roc_auc | **FAIL** | 0.6772 | 0.7500 |" in body
+
+
+def test_d_merge_releases_to_staging_and_production(sandbox: Sandbox) -> None:
+    sandbox.git("checkout", "-q", "main")
+    before = sandbox.head()
+    sandbox.git("merge", "-q", "--no-ff", "-m", "Merge PR #1", "improve")
+    sandbox.push("main")
+    run = sandbox.act("push", "release.yml", before=before)
+    assert run.ok, explain(run)
+    assert run.jobs == dict.fromkeys(("build", "image", "staging", "production"), "success")
+    sha = sandbox.head()[:7]
+    assert "SKIPPED containerizing credit_risk:" + sha in run.output("image")
+    assert "Stage 'train' didn't change, skipping" in run.output("build")
+    assert list((sandbox.root / "artifacts").glob(f"*/bento/credit_risk-{sha}.bento"))
+    assert "smoke: passed" in run.output("staging")
+    for env in ("staging", "production"):
+        state = deployment(sandbox, env)
+        assert state is not None and state["tag"] == f"credit_risk:{sha}"
+        status, body = request(f"{state['url']}/metadata", {})
+        assert status == 200 and json.loads(body)["metrics"]["model"]["roc_auc"] == pytest.approx(
+            0.7931, abs=1e-4
+        )
+
+
+def test_c_pr_regressing_against_main_fails_on_the_regression_gate(sandbox: Sandbox) -> None:
+    open_pr(sandbox, "regress", WEAK)
+    run = sandbox.act("pull_request", "train.yml", number=3)
+    assert run.returncode != 0
+    assert run.jobs == {"train": "failure", "comment": "success"}, explain(run)
+    output = run.output("train")
+    assert "gate regression_roc_auc: FAIL" in output
+    assert "gate floor_roc_auc: FAIL" not in output
+    (comment,) = comments(sandbox, 3)
+    assert "| regression_roc_auc | **FAIL** | 0.0147 | 0.0100 |" in str(comment["body"])
+
+
+def test_e_failing_gates_on_main_deploy_nothing(sandbox: Sandbox) -> None:
+    deployed = deployment(sandbox, "staging")
+    sandbox.git("checkout", "-q", "main")
+    before = sandbox.head()
+    set_params(sandbox, {"gates.floors.roc_auc": 0.99})
+    sandbox.commit_all("Raise the roc_auc floor above the model")
+    sandbox.push("main")
+    run = sandbox.act("push", "release.yml", before=before, expect=["build"])
+    assert run.returncode != 0
+    assert run.jobs == {"build": "failure"}, explain(run)
+    assert "gate floor_roc_auc: FAIL" in run.output("build")
+    assert not list((sandbox.root / "artifacts").glob(f"release-push-*/bento/*{sandbox.head()[:7]}*"))
+    assert deployment(sandbox, "staging") == deployed
