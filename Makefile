@@ -148,7 +148,7 @@ system-deps: ## Install the Debian packages the tests need (jq, ...) unless alre
 lint-workflows: install ## Lint the workflows and actions: check-jsonschema and zizmor (offline)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml .github/act/actions/*/action.yml
-	$(BIN)/zizmor --offline --no-progress .github
+	$(BIN)/zizmor --offline --no-progress --config .github/zizmor.yml .github
 
 # Run the real workflow files with nektos/act in a temporary clone (see scripts/act.py).
 ACT_ARGS ?=

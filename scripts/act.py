@@ -73,7 +73,7 @@ class ActError(RuntimeError):
 def action_pins(root: Path) -> set[tuple[str, str]]:
     """``(owner/repo, sha)`` of every pinned action used by workflows and local actions."""
     files = [*root.glob(".github/workflows/*.yml"), *root.glob(".github/actions/*/action.yml")]
-    return {match.groups() for path in files for match in USES.finditer(path.read_text())}
+    return {(match[1], match[2]) for path in files for match in USES.finditer(path.read_text())}
 
 
 def local_repository_args(root: Path) -> list[str]:
@@ -84,11 +84,14 @@ def local_repository_args(root: Path) -> list[str]:
             continue
         if repo not in ACTION_STANDINS:
             raise ActError(f"{repo}@{sha}: no stand-in; add one under {STANDINS / 'actions'}")
-        args += ["--local-repository", f"{repo}@{sha}={STANDINS / 'actions' / ACTION_STANDINS[repo]}"]
+        args += [
+            "--local-repository",
+            f"{repo}@{sha}={STANDINS / 'actions' / ACTION_STANDINS[repo]}",
+        ]
     return args
 
 
-def triggers(workflow: Mapping[str, Any]) -> set[str]:
+def triggers(workflow: Mapping[Any, Any]) -> set[str]:
     """The events of a workflow's ``on:`` (YAML reads the key ``on`` as True)."""
     on = workflow.get("on", workflow.get(True))
     if isinstance(on, str):
@@ -130,7 +133,7 @@ class ActRun:
 
     @property
     def ok(self) -> bool:
-        """act succeeded, every expected job ran, and every job that ran succeeded."""
+        """Act succeeded, every expected job ran, and every job that ran succeeded."""
         return (
             self.returncode == 0
             and not self.missing
@@ -250,13 +253,14 @@ class Sandbox:
         expect: Iterable[str] | None = None,
         variables: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        job: str | None = None,
         **payload: Any,
     ) -> ActRun:
         """Run one workflow file for ``event`` with act; see the module docstring."""
         path = self.work / ".github" / "workflows" / workflow
         if event not in triggers(yaml.safe_load(path.read_text(encoding="utf-8"))):
             raise ActError(f"{workflow} is not triggered by {event}")
-        expected = list(expect) if expect is not None else job_ids(path)
+        expected = list(expect) if expect is not None else [job] if job else job_ids(path)
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         stamp = f"{path.stem}-{event}-{len(list(logs.glob('*.jsonl'))):02d}"
@@ -284,6 +288,8 @@ class Sandbox:
             "--env",
             f"GITHUB_REPOSITORY={REPOSITORY}",
         ]
+        if job:
+            command += ["--job", job]
         for label in RUNNER_LABELS:
             command += ["-P", f"{label}=-self-hosted"]
         command += local_repository_args(self.work)
@@ -315,7 +321,14 @@ class Sandbox:
         lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         jobs = {line["jobID"]: line["jobResult"] for line in lines if "jobResult" in line}
         run = ActRun(
-            workflow, event, result.returncode, jobs, expected, logs / f"{stamp}.jsonl", seconds, lines
+            workflow,
+            event,
+            result.returncode,
+            jobs,
+            expected,
+            logs / f"{stamp}.jsonl",
+            seconds,
+            lines,
         )
         (logs / f"{stamp}.log").write_text(run.output(), encoding="utf-8")
         return run
@@ -337,6 +350,21 @@ class Sandbox:
         self.push("main")
         return sha
 
+    def stop_deployments(self) -> list[str]:
+        """``scripts.deploy down`` for every environment the workflows deployed."""
+        stopped = []
+        for state in sorted(self.run_dir.glob("*/state.json")):
+            env = state.parent.name
+            subprocess.run(
+                [sys.executable, "-m", "scripts.deploy", "down", "--env", env],
+                cwd=self.work,
+                env=self.env(GITOPS_ML_RUN_DIR=str(self.run_dir)),
+                capture_output=True,
+                check=False,
+            )
+            stopped.append(env)
+        return stopped
+
     def github(self) -> dict[str, Any]:
         """The state the cml/gh stand-ins recorded (comments, pull requests)."""
         path = self.record / "github.json"
@@ -355,9 +383,7 @@ def create_sandbox(root: Path, source: Path = PROJECT_ROOT) -> Sandbox:
     sandbox.run("dvc", "remote", "modify", "local", "url", str(remote))
     sandbox.commit_all("sandbox: DVC remote in a local folder")
     origin = root / "origin.git"
-    subprocess.run(
-        ["git", "clone", "-q", "--bare", str(sandbox.work), str(origin)], check=True
-    )
+    subprocess.run(["git", "clone", "-q", "--bare", str(sandbox.work), str(origin)], check=True)
     sandbox.git("remote", "add", "origin", str(origin))
     sandbox.git("fetch", "-q", "origin")
     sandbox.git("branch", "-q", "--set-upstream-to=origin/main", "main")
@@ -370,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("event", choices=sorted(EVENT_TRIGGERS))
     parser.add_argument("--workflow", action="append", help="file name (default: all triggered)")
     parser.add_argument("--expect", action="append", help="job ids expected to run (default: all)")
+    parser.add_argument("--job", default=None, help="run only this job id")
     parser.add_argument("--var", action="append", default=[], help="repository variable k=v")
     parser.add_argument("--sandbox", type=Path, default=None, help="default: a temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep the sandbox afterwards")
@@ -383,13 +410,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             sandbox.git("commit", "-q", "--allow-empty", "-m", "act: pull request head")
             sandbox.push("act/pull-request")
         names = args.workflow or [path.name for path in workflows_for(sandbox.work, args.event)]
+        if not names:
+            raise ActError(f"no workflow in .github/workflows is triggered by {args.event}")
         variables = dict(item.split("=", 1) for item in args.var)
-        payload = {"before": before} if args.event == "push" else {}
+        payload: dict[str, Any] = {"before": before} if args.event == "push" else {}
         if args.event == "push":
             sandbox.git("commit", "-q", "--allow-empty", "-m", "act: push to main")
             sandbox.push("main")
         runs = [
-            sandbox.act(args.event, name, args.expect, variables, **payload) for name in names
+            sandbox.act(args.event, name, args.expect, variables, job=args.job, **payload)
+            for name in names
         ]
     except (ActError, subprocess.CalledProcessError, OSError) as error:
         print(f"act: {error}", file=sys.stderr)
@@ -405,9 +435,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"act: expected jobs did not run: {', '.join(run.missing)} (act skips jobs "
                     "whose runs-on label has no -P mapping, and jobs whose needs failed)"
                 )
-    print(f"act: logs in {root / 'logs'}; deployments (if any) in {sandbox.run_dir}")
-    if not args.keep and all(run.ok for run in runs) and not sandbox.run_dir.exists():
-        shutil.rmtree(root, ignore_errors=True)
+    if args.keep:
+        print(f"act: sandbox kept in {root}; deployments keep running under {sandbox.run_dir}")
+        print(
+            f"     stop them with: GITOPS_ML_RUN_DIR={sandbox.run_dir} make undeploy DEPLOY_ENV=…"
+        )
+    else:
+        stopped = sandbox.stop_deployments()
+        if stopped:
+            print(f"act: stopped the deployments the run started ({', '.join(stopped)})")
+        if all(run.ok for run in runs):
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"act: logs kept in {root / 'logs'}")
     return 0 if all(run.ok for run in runs) else 1
 
 

@@ -68,9 +68,7 @@ def repository(env: Mapping[str, str]) -> str:
 
 
 def _run(command: Sequence[str], stdin: str | None = None) -> str:
-    result = subprocess.run(
-        list(command), input=stdin, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(list(command), input=stdin, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise CommentError(f"{command[0]} {command[1]} failed: {result.stderr.strip()}")
     return result.stdout

@@ -166,7 +166,7 @@ def down(env: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """apply / status / url / down; exit 1 with the reason on failure."""
+    """Apply / status / url / down; exit 1 with the reason on failure."""
     parser = argparse.ArgumentParser(prog="python -m scripts.deploy", description=__doc__)
     parser.add_argument("command", choices=("apply", "status", "url", "down"))
     parser.add_argument("--env", required=True, help="staging, production, ...")
@@ -182,7 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             running = current(args.env)
             if running is None:
-                raise DeployError(f"nothing is deployed to {args.env} (run dir {run_dir(args.env)})")
+                raise DeployError(
+                    f"nothing is deployed to {args.env} (run dir {run_dir(args.env)})"
+                )
             print(running.url if args.command == "url" else json.dumps(asdict(running)))
     except (DeployError, OSError, ValueError) as error:
         print(f"deploy: {error}", file=sys.stderr)

@@ -106,7 +106,9 @@ def render(
         if figures_url:
             lines.append(f"![{title}]({figures_url.rstrip('/')}/{name})")
         else:
-            artifact = f"[the run's artifact]({artifact_url})" if artifact_url else "the run's artifacts"
+            artifact = (
+                f"[the run's artifact]({artifact_url})" if artifact_url else "the run's artifacts"
+            )
             lines.append(f"- {title}: `reports/figures/{name}` in {artifact}")
     if run_url:
         lines += ["", f"[Workflow run]({run_url})"]

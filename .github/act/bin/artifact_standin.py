@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 def upload(store: Path) -> None:
+    """Copy the matched files to the artifact's folder; output its file:// URL."""
     name = os.environ["NAME"]
     patterns = [line.strip() for line in os.environ["PATHS"].splitlines() if line.strip()]
     files: list[Path] = []
@@ -42,6 +43,7 @@ def upload(store: Path) -> None:
 
 
 def download(store: Path) -> None:
+    """Copy an artifact's folder to the destination."""
     source = store / os.environ["NAME"]
     if not source.is_dir():
         print(f"::error::artifact {source.name} not found in {store}")

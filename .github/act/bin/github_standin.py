@@ -20,6 +20,7 @@ RECORD = Path(os.environ.get("GITOPS_ML_RECORD", ""))
 
 
 def load() -> dict[str, Any]:
+    """The recorded GitHub state."""
     path = RECORD / "github.json"
     if path.is_file():
         state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -28,15 +29,18 @@ def load() -> dict[str, Any]:
 
 
 def save(state: dict[str, Any]) -> None:
+    """Write the GitHub state back."""
     (RECORD / "github.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
 
 
 def fail(message: str) -> None:
+    """Exit 2 with a message: the call is not what the stand-in supports."""
     print(f"stand-in: {message}", file=sys.stderr)
     sys.exit(2)
 
 
 def event_pr() -> int | None:
+    """The PR number of the workflow run's event, if any."""
     path = os.environ.get("GITHUB_EVENT_PATH")
     if not path or not Path(path).is_file():
         return None
@@ -46,6 +50,7 @@ def event_pr() -> int | None:
 
 
 def cml(argv: list[str], state: dict[str, Any]) -> None:
+    """``cml comment create|update``: one comment per (PR, watermark title)."""
     if argv[:1] != ["comment"] or argv[1:2] not in (["create"], ["update"]):
         fail(f"cml {' '.join(argv[:2])} is not implemented by the stand-in")
     parser = argparse.ArgumentParser(prog="cml comment")
@@ -75,6 +80,7 @@ def cml(argv: list[str], state: dict[str, Any]) -> None:
 
 
 def gh_api(argv: list[str], state: dict[str, Any]) -> None:
+    """``gh api`` for the issue-comment routes, with ``--jq`` run by the real jq."""
     parser = argparse.ArgumentParser(prog="gh api")
     parser.add_argument("path")
     parser.add_argument("--method", default="GET")
@@ -110,6 +116,7 @@ def gh_api(argv: list[str], state: dict[str, Any]) -> None:
 
 
 def gh_pr(argv: list[str], state: dict[str, Any]) -> None:
+    """``gh pr list|create``."""
     parser = argparse.ArgumentParser(prog="gh pr")
     parser.add_argument("action", choices=("list", "create"))
     parser.add_argument("--repo", default="")
@@ -128,13 +135,21 @@ def gh_pr(argv: list[str], state: dict[str, Any]) -> None:
     url = f"https://github.invalid/{args.repo}/pull/{number}"
     body = Path(args.body_file).read_text(encoding="utf-8")
     state["pulls"].append(
-        {"number": number, "url": url, "head": args.head, "base": args.base, "state": "open",
-         "title": args.title, "body": body}
+        {
+            "number": number,
+            "url": url,
+            "head": args.head,
+            "base": args.base,
+            "state": "open",
+            "title": args.title,
+            "body": body,
+        }
     )
     print(url)
 
 
 def main() -> None:
+    """Record the call, dispatch it, save the state."""
     if not RECORD.name or not RECORD.is_dir():
         fail("GITOPS_ML_RECORD must name an existing directory")
     tool, argv = sys.argv[1], sys.argv[2:]
