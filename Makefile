@@ -170,11 +170,15 @@ lint: install ## Run every pre-commit hook on all files (ruff, black, mypy, file
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 .PHONY: bench
-bench: bench-pipeline bench-serving ## Run every benchmark (tables for docs/benchmarks.md)
+bench: bench-pipeline bench-serving bench-workflows ## Run every benchmark (tables for docs/benchmarks.md)
 
 .PHONY: bench-pipeline
 bench-pipeline: install ## Benchmark the pipeline: full run, no-op repro vs dvc status
 	python -m scripts.bench_pipeline
+
+.PHONY: bench-workflows
+bench-workflows: install ## Benchmark scenario (a): train.yml under act vs its commands run directly
+	python -m scripts.bench_workflows
 
 .PHONY: bench-serving
 bench-serving: bento ## Benchmark the Bento against a FastAPI+joblib baseline with wrk

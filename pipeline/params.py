@@ -213,7 +213,8 @@ class Params(_Frozen):
     gates: GateParams
 
 
-def _format_errors(path: Path, error: ValidationError) -> str:
+def format_errors(path: Path, error: ValidationError) -> str:
+    """One line per broken rule: the file, then `key: message (got value)`."""
     lines = [f"{path}: {error.error_count()} invalid setting(s)"]
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "<top level>"
@@ -239,7 +240,7 @@ def parse_params(raw: object, source: Path = DEFAULT_PARAMS_PATH) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        raise ParamsError(_format_errors(source, error)) from None
+        raise ParamsError(format_errors(source, error)) from None
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
