@@ -52,3 +52,30 @@ class JsonOnly:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+class VariantHeader:
+    """Add ``X-Model-Variant`` to every response: which variant answered (the router's
+    failover may send a request elsewhere than its assignment).
+
+    Args:
+        app: The wrapped ASGI application.
+        variant: The variant name (``GITOPS_ML_VARIANT``).
+    """
+
+    def __init__(self, app: ASGIApp, variant: str) -> None:
+        self.app = app
+        self.header = (b"x-model-variant", variant.encode("latin-1"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; stamp the response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, stamped)

@@ -34,7 +34,7 @@ from bentoml.validators import DType
 from prometheus_client import Counter, Histogram
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from bentos.middleware import JsonOnly
+from bentos.middleware import JsonOnly, VariantHeader
 from bentos.prediction_log import FEEDBACK_EVENT, MONITOR, PREDICTION_EVENT
 from bentos.schema import MAX_RECORDS, RowCheck, record_model
 from pipeline.onnx_model import OnnxClassifier, feeds_from_columns
@@ -280,3 +280,6 @@ class CreditRiskService:
 
 
 CreditRiskService.add_asgi_middleware(JsonOnly)  # type: ignore[attr-defined]  # added by @bentoml.service
+CreditRiskService.add_asgi_middleware(  # type: ignore[attr-defined]
+    VariantHeader, variant=os.environ.get("GITOPS_ML_VARIANT", "champion")
+)

@@ -160,6 +160,8 @@ def main() -> None:
         cml(argv, state)
     elif argv[:1] == ["api"]:
         gh_api(argv[1:], state)
+    elif argv[:2] == ["auth", "setup-git"]:
+        pass  # no credentials to lend: the sandbox's origin is a local bare repository
     elif argv[:1] == ["pr"]:
         gh_pr(argv[1:], state)
     else:

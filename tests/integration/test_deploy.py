@@ -1,0 +1,201 @@
+"""The local deploy driver with real Bento, nginx and Prometheus processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts import deploy, promote
+from scripts.deploy_state import DeploymentState, parse_state, save_state
+from scripts.smoke import free_port
+from scripts.traffic import simulate
+from tests.integration.conftest import Repo, make_repo
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def bentos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two Bentos of the same model: threshold 0.5 ("good") and 0.05 ("bad" accuracy)."""
+    repo = make_repo(tmp_path_factory.mktemp("bentos") / "repo")
+    archives = {}
+    for version, threshold in (("good", 0.5), ("bad", 0.05)):
+        repo.set_params({"evaluate.threshold": threshold})
+        repo.run("dvc", "repro")
+        repo.run(sys.executable, "-m", "scripts.build_bento", "--version", version)
+        archives[version] = repo.path / "dist" / f"credit_risk-{version}.bento"
+    return archives
+
+
+@pytest.fixture
+def environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bentos: dict[str, Path]
+) -> Iterator[str]:
+    """An environment "production" with its own run dir, ports and fast scrapes."""
+    monkeypatch.setenv("GITOPS_ML_RUN_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("GITOPS_ML_PRODUCTION_PORT", str(free_port()))
+    monkeypatch.setenv("GITOPS_ML_PRODUCTION_PROMETHEUS_PORT", str(free_port()))
+    monkeypatch.setenv("GITOPS_ML_SCRAPE_INTERVAL", "1s")
+    for archive in bentos.values():
+        deploy.import_bento("production", archive)
+    yield "production"
+    deploy.down("production")
+
+
+def production(variants: list[tuple[str, str, int]], min_samples: int = 100) -> DeploymentState:
+    return parse_state(
+        {
+            "environment": "production",
+            "on_release": "challenger",
+            "variants": [{"name": n, "bento": b, "weight": w} for n, b, w in variants],
+            "experiment": {"min_samples_per_arm": min_samples, "guardrails": {"min_requests": 50}},
+        },
+        Path("production.yaml"),
+    )
+
+
+def predict(url: str, user: str | None = None) -> tuple[int, str]:
+    record = {
+        "age": 35,
+        "income": 42000.0,
+        "credit_score": 640.0,
+        "loan_amount": 12000.0,
+        "tenure_months": 36,
+        "n_late_payments": 2,
+        "region": "south",
+        "product_type": "personal",
+    }
+    headers = {"Content-Type": "application/json", **({"X-User-Id": user} if user else {})}
+    request = urllib.request.Request(
+        f"{url}/predict", data=json.dumps({"records": [record]}).encode(), headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers["X-Model-Variant"]
+    except OSError:
+        return 0, ""
+
+
+def test_split_is_weighted_and_sticky(environment: str) -> None:
+    running = deploy.apply(
+        production([("champion", "credit_risk:good", 70), ("challenger", "credit_risk:bad", 30)])
+    )
+    served = Counter(predict(running.url)[1] for _ in range(3000))
+    assert sum(served.values()) == 3000
+    assert served["challenger"] / 3000 == pytest.approx(0.30, abs=0.03)
+    for user in (f"user-{i}" for i in range(40)):
+        assert len({predict(running.url, user)[1] for _ in range(5)}) == 1
+
+
+def test_dead_challenger_fails_over_then_apply_restores_it(environment: str) -> None:
+    state = production(
+        [("champion", "credit_risk:good", 50), ("challenger", "credit_risk:bad", 50)]
+    )
+    running = deploy.apply(state)
+    results: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            results.append((time.monotonic(), predict(running.url)[0]))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    killed = time.monotonic()
+    os.killpg(running.variants["challenger"].pid, 9)
+    time.sleep(4.0)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    after = [status for moment, status in results if moment > killed + 2.0]
+    assert after
+    assert after.count(200) == len(after)
+    report = deploy.status(environment)
+    assert report["healthy"] is False
+    assert report["variants"]["challenger"]["alive"] is False
+    restored = deploy.apply(state)
+    assert restored.variants["challenger"].pid != running.variants["challenger"].pid
+    assert deploy.status(environment)["healthy"] is True
+    assert restored.variants["champion"].pid == running.variants["champion"].pid  # untouched
+
+
+def test_unknown_bento_is_refused_and_nothing_changes(environment: str) -> None:
+    running = deploy.apply(production([("champion", "credit_risk:good", 100)]))
+    with pytest.raises(deploy.DeployError, match=r"variants\.1\.bento: credit_risk:nope is not in"):
+        deploy.apply(
+            production(
+                [("champion", "credit_risk:good", 90), ("challenger", "credit_risk:nope", 10)]
+            )
+        )
+    assert predict(running.url)[0] == 200
+
+
+def decide_after_traffic(environment: str, state: DeploymentState, rows: int) -> promote.Decision:
+    running = deploy.apply(state)
+    simulate(running.url, rows=rows, users=300, feedback_fraction=1.0, seed=3)
+    time.sleep(3.0)  # two scrapes
+    assert running.experiment_started is not None
+    measured = promote.figures(running.prometheus_url, running.experiment_started, time.time())
+    return promote.decide(
+        measured.get("champion", promote.EMPTY),
+        measured.get("challenger", promote.EMPTY),
+        state.experiment,
+        0.5,
+    )
+
+
+def test_better_challenger_is_promoted(environment: str, tmp_path: Path) -> None:
+    state = production(
+        [("champion", "credit_risk:bad", 50), ("challenger", "credit_risk:good", 50)]
+    )
+    decision = decide_after_traffic(environment, state, rows=600)
+    assert decision.outcome == "promote", decision.reason
+    assert decision.challenger.feedback >= 100
+    assert decision.challenger.accuracy > decision.champion.accuracy  # type: ignore[operator]
+
+
+def test_worse_challenger_is_rolled_back_and_thin_data_continues(environment: str) -> None:
+    state = production(
+        [("champion", "credit_risk:good", 50), ("challenger", "credit_risk:bad", 50)]
+    )
+    decision = decide_after_traffic(environment, state, rows=600)
+    assert decision.outcome == "rollback", decision.reason
+    thin = production(
+        [("champion", "credit_risk:good", 50), ("challenger", "credit_risk:bad", 50)],
+        min_samples=100_000,
+    )
+    decision = promote.decide(decision.champion, decision.challenger, thin.experiment, 1.0)
+    assert decision.outcome == "continue"
+    assert "insufficient data" in decision.reason
+
+
+def test_promote_cli_writes_the_state_and_exits_3_without_prometheus(
+    environment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_dir = tmp_path / "deployments"
+    state = production(
+        [("champion", "credit_risk:bad", 50), ("challenger", "credit_risk:good", 50)]
+    )
+    save_state(state, state_dir / "production.yaml")
+    running = deploy.apply(state)
+    simulate(running.url, rows=600, users=300, feedback_fraction=1.0, seed=5)
+    time.sleep(3.0)
+    args = ["--env", "production", "--state-dir", str(state_dir), "--out", str(tmp_path / "p.json")]
+    assert promote.main([*args, "--write"]) == 0
+    text = (state_dir / "production.yaml").read_text(encoding="utf-8")
+    assert "credit_risk:bad" not in text
+    assert "bento: credit_risk:good\n  weight: 100" in text
+    save_state(state, state_dir / "production.yaml")
+    assert promote.main([*args, "--prometheus-url", f"http://127.0.0.1:{free_port()}"]) == 3
