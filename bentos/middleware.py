@@ -55,8 +55,9 @@ class JsonOnly:
 
 
 class VariantHeader:
-    """Add ``X-Model-Variant`` to every response: which variant answered (the router's
-    failover may send a request elsewhere than its assignment).
+    """Add ``X-Model-Variant`` to every response: which variant answered.
+
+    The router's failover may send a request elsewhere than its assignment.
 
     Args:
         app: The wrapped ASGI application.

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -27,7 +27,7 @@ WEAK = {"train.sklearn.n_estimators": 20, "train.sklearn.max_depth": 2}
 DEFAULT = {"train.sklearn.n_estimators": 150, "train.sklearn.max_depth": 3}
 
 
-def set_params(sandbox: Sandbox, overrides: dict[str, object]) -> None:
+def set_params(sandbox: Sandbox, overrides: Mapping[str, object]) -> None:
     """Rewrite params.yaml of the sandbox with dotted overrides."""
     path = sandbox.work / "params.yaml"
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))

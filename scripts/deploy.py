@@ -24,8 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -165,7 +165,7 @@ def save_running(running: Running) -> None:
 
 
 def require_tools() -> None:
-    """nginx and prometheus on PATH; installed with apt when root, else the command to run."""
+    """Nginx and prometheus on PATH; installed with apt when root, else the command to run."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if not missing:
         return

@@ -6,7 +6,7 @@ labelled feedback (``credit_risk_feedback_total`` / ``_correct_total``) for accu
 
 1. **guardrails** — with at least ``guardrails.min_requests`` per arm, a challenger whose
    error rate exceeds the champion's by more than ``max_error_rate_increase``, or whose p95
-   latency exceeds ``max_p95_latency_ratio`` × the champion's, is rolled back;
+   latency exceeds ``max_p95_latency_ratio`` x the champion's, is rolled back;
 2. **no verdict on thin data** — fewer than ``min_samples_per_arm`` labelled predictions
    in either arm: ``continue`` (a rollback once ``max_duration_hours`` have passed);
 3. **the primary metric** (accuracy) with a mixture sequential probability ratio test
@@ -150,7 +150,7 @@ def decide(
                 return decision(
                     "rollback",
                     f"guardrail: challenger p95 {challenger.p95_ms:.1f} ms vs champion "
-                    f"{champion.p95_ms:.1f} ms (×{ratio:.2f} > ×{guard.max_p95_latency_ratio})",
+                    f"{champion.p95_ms:.1f} ms (x{ratio:.2f} > x{guard.max_p95_latency_ratio})",
                 )
     expired = hours >= experiment.max_duration_hours
     least = min(champion.feedback, challenger.feedback)
@@ -173,7 +173,7 @@ def decide(
     numbers = (
         f"accuracy challenger {challenger.accuracy:.4f} (n={challenger.feedback}) vs champion "
         f"{champion.accuracy:.4f} (n={champion.feedback}), difference {difference:+.4f}; "
-        f"mSPRT log Λ {log_lr:.2f} vs log(1/α) {threshold:.2f}"
+        f"mSPRT log LR {log_lr:.2f} vs log(1/alpha) {threshold:.2f}"
     )
     stats = {"statistic": round(log_lr, 4), "threshold": round(threshold, 4)}
     if log_lr >= threshold:
@@ -297,9 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(f"promote: {decision.outcome.upper()} — {decision.reason}")
     for role, numbers in (("champion", decision.champion), ("challenger", decision.challenger)):
-        print(
-            f"  {role:<10} {state.champion.bento if role == 'champion' else state.challenger.bento}: {asdict(numbers)}"
-        )
+        bento = report[f"{role}_bento"]
+        print(f"  {role:<10} {bento}: {asdict(numbers)}")
     if decision.outcome == "continue" or not (args.write or args.propose):
         return 0
     updated = promoted(state) if decision.outcome == "promote" else rolled_back(state)
@@ -314,9 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         body.write_text(render_body(report), encoding="utf-8")
         title = f"{decision.outcome}: {state.challenger.bento} in {args.env}"
         branch = f"gitops/{args.env}-{decision.outcome}-{state.challenger.bento.replace(':', '-')}"
-        print(
-            f"promote: {propose([path], title, body, branch, os.environ.get('GITOPS_ML_STATE_PUSH') == 'direct')}"
-        )
+        direct = os.environ.get("GITOPS_ML_STATE_PUSH") == "direct"
+        print(f"promote: {propose([path], title, body, branch, direct)}")
     return 0
 
 

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,10 +73,10 @@ def post(url: str, payload: Any, headers: dict[str, str]) -> tuple[int, dict[str
         return 0, {}, ""
 
 
-def record_of(row: dict[str, Any], target: str, event_time: str) -> dict[str, Any]:
+def record_of(row: Mapping[Hashable, Any], target: str, event_time: str) -> dict[str, Any]:
     """A request record from a generated row (no label, no event time, NaN as null)."""
     return {
-        key: None if isinstance(value, float) and math.isnan(value) else value
+        str(key): None if isinstance(value, float) and math.isnan(value) else value
         for key, value in row.items()
         if key not in (target, event_time)
     }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -19,7 +18,7 @@ from scripts import deploy, promote
 from scripts.deploy_state import DeploymentState, parse_state, save_state
 from scripts.smoke import free_port
 from scripts.traffic import simulate
-from tests.integration.conftest import Repo, make_repo
+from tests.integration.conftest import make_repo
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from scripts.workspace import PROJECT_ROOT
 
 def test_bento_tag_comes_from_the_archive_name() -> None:
     assert deploy.bento_tag(Path("dist/credit_risk-abc1234.bento")) == "credit_risk:abc1234"
-    with pytest.raises(deploy.DeployError, match="expected <name>-<version>.bento"):
+    with pytest.raises(deploy.DeployError, match=r"expected <name>-<version>\.bento"):
         deploy.bento_tag(Path("dist/credit_risk.tar"))
 
 
@@ -54,7 +54,7 @@ def test_an_action_without_a_stand_in_is_an_error(tmp_path: Path) -> None:
         "on: push\njobs:\n  a:\n    steps:\n      - uses: evil/action@" + "a" * 40 + "\n",
         encoding="utf-8",
     )
-    with pytest.raises(ActError, match="evil/action@a+: no stand-in"):
+    with pytest.raises(ActError, match=r"evil/action@a+: no stand-in"):
         local_repository_args(tmp_path)
 
 
