@@ -105,20 +105,52 @@ DEPLOY_ENV ?= staging
 BENTO_FILE ?= $(firstword $(wildcard dist/*.bento))
 
 .PHONY: deploy
-deploy: install ## Deploy BENTO_FILE (default dist/*.bento) to DEPLOY_ENV
-	python -m scripts.deploy apply --env "$(DEPLOY_ENV)" --bento-file "$(BENTO_FILE)"
+deploy: install ## Release BENTO_FILE (default dist/*.bento) to DEPLOY_ENV: state file edited, then applied
+	python -m scripts.deploy release --env "$(DEPLOY_ENV)" --bento-file "$(BENTO_FILE)"
+
+.PHONY: apply
+apply: install ## Reconcile DEPLOY_ENV to bentos/deployments/$(DEPLOY_ENV).yaml
+	python -m scripts.deploy apply --env "$(DEPLOY_ENV)"
+
+.PHONY: status
+status: install ## Health of what runs for DEPLOY_ENV (exit 1 when something is down)
+	python -m scripts.deploy status --env "$(DEPLOY_ENV)"
 
 .PHONY: smoke
-smoke: install ## Smoke-test the service deployed to DEPLOY_ENV
+smoke: install ## Smoke-test the service deployed to DEPLOY_ENV (through its router)
 	python -m scripts.smoke --url "$$(python -m scripts.deploy url --env "$(DEPLOY_ENV)")"
 
 .PHONY: undeploy
 undeploy: install ## Stop what runs for DEPLOY_ENV
 	python -m scripts.deploy down --env "$(DEPLOY_ENV)"
 
+ROWS ?= 2000
+.PHONY: traffic
+traffic: install ## Simulated traffic with feedback to DEPLOY_ENV's router (ROWS rows)
+	python -m scripts.traffic --url "$$(python -m scripts.deploy url --env "$(DEPLOY_ENV)")" --rows $(ROWS)
+
+.PHONY: promote
+promote: install ## A/B decision for production from Prometheus; a promote/rollback is proposed as a PR
+	python -m scripts.promote --env production --propose
+
+.PHONY: k8s
+k8s: install ## Render and validate the Kubernetes manifests of every environment
+	python -m scripts.k8s render --env staging --env production
+
+BENTO_VERSION = $(lastword $(subst -, ,$(basename $(notdir $(BENTO_FILE)))))
+.PHONY: record-release
+record-release: install ## After a release: record it in the state files (+ manifests) and propose the change
+	python -m scripts.deploy record --env staging --bento-file "$(BENTO_FILE)"
+	python -m scripts.deploy record --env production --bento-file "$(BENTO_FILE)"
+	python -m scripts.k8s render --env staging --env production
+	@mkdir -p reports
+	@echo "Release of Bento $(BENTO_VERSION): staging serves it; production runs it as the A/B challenger (or champion on the first release)." > reports/release.md
+	python -m scripts.gitops propose bentos/deployments --title "Release $(BENTO_VERSION): deployment state" \
+	  --branch "gitops/release-$(BENTO_VERSION)" --body-file reports/release.md
+
 .PHONY: image
-image: install ## Containerize BENTO_FILE and push it as IMAGE (needs a Docker engine; skips with a notice without one)
-	python -m scripts.image --bento-file "$(BENTO_FILE)" $(if $(IMAGE),--push "$(IMAGE)")
+image: install ## Containerize BENTO_FILE and push it to IMAGE_REPOSITORY:<version> (skips, with a notice, without Docker)
+	python -m scripts.image --bento-file "$(BENTO_FILE)" $(if $(IMAGE_REPOSITORY),--push "$(IMAGE_REPOSITORY):$(BENTO_VERSION)")
 
 .PHONY: serve
 serve: bento ## Serve the built Bento on http://127.0.0.1:$(PORT)

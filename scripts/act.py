@@ -353,7 +353,7 @@ class Sandbox:
     def stop_deployments(self) -> list[str]:
         """``scripts.deploy down`` for every environment the workflows deployed."""
         stopped = []
-        for state in sorted(self.run_dir.glob("*/state.json")):
+        for state in sorted(self.run_dir.glob("*/running.json")):
             env = state.parent.name
             subprocess.run(
                 [sys.executable, "-m", "scripts.deploy", "down", "--env", env],

@@ -13,6 +13,7 @@ Commands:
 
 * ``release --bento-file F``: import the Bento archive, update the state file as the
   environment's ``on_release`` says (replace, or add as challenger), then ``apply``;
+* ``record --bento-file F``: only the state-file edit of ``release`` (no deployment);
 * ``apply``: idempotent and ordered — start and health-check new variants, then shift
   traffic (nginx reload), then stop what was replaced or removed; a crashed variant is
   restarted;
@@ -429,8 +430,6 @@ def env_port(env: str, suffix: str) -> int | None:
 def apply(state: DeploymentState) -> Running:
     """Reconcile the local processes to ``state`` (see the module docstring)."""
     env = state.environment
-    if state.driver != "local":
-        raise DeployError(f"{env}: driver {state.driver!r}: render it with `python -m scripts.k8s`")
     if state.champion is None:
         raise DeployError(f"{env}: the state has no variants yet (release a Bento first)")
     require_tools()
@@ -545,25 +544,61 @@ def down(env: str) -> None:
     print(f"deploy: {env} stopped")
 
 
-def release(env: str, archive: Path, state_dir: Path) -> Running:
-    """Import the archive, record it in the state file as ``on_release`` says, apply."""
+def record(env: str, tag: str, state_dir: Path) -> DeploymentState:
+    """Write what a release of ``tag`` does to the environment's state file."""
     path = state_path(env, state_dir)
     state = load_state(path)
-    tag = import_bento(env, archive)
     updated = released(state, tag)
     if updated != state:
         save_state(updated, path)
+        variants = ", ".join(f"{v.name}={v.bento} ({v.weight}%)" for v in updated.variants)
+        print(f"deploy: {path}: {variants}")
+    return updated
+
+
+def apply_kubernetes(state: DeploymentState, state_dir: Path) -> None:
+    """``kubectl apply`` the rendered manifests when a cluster is configured; else say who does."""
+    directory = state_dir / "k8s" / state.environment
+    if not directory.is_dir():
+        raise DeployError(f"{directory}: not rendered; run `python -m scripts.k8s render`")
+    data = os.environ.get("KUBECONFIG_DATA")  # the KUBECONFIG secret's content, in CI
+    if data and not os.environ.get("KUBECONFIG"):
+        config = run_dir(state.environment) / "kubeconfig"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.touch(mode=0o600)
+        config.write_text(data, encoding="utf-8")
+        os.environ["KUBECONFIG"] = str(config)
+    if not (shutil.which("kubectl") and os.environ.get("KUBECONFIG")):
         print(
-            f"deploy: {path} updated: "
-            + ", ".join(f"{v.name}={v.bento} ({v.weight}%)" for v in updated.variants)
+            f"deploy: {state.environment} uses the kubernetes driver and no KUBECONFIG is set: "
+            f"Argo CD / Flux sync {directory} from main"
         )
-    return apply(updated)
+        return
+    subprocess.run(["kubectl", "apply", "-f", str(directory)], check=True)
+
+
+def reconcile(state: DeploymentState, state_dir: Path) -> None:
+    """Apply the state with its driver."""
+    if state.driver == "kubernetes":
+        apply_kubernetes(state, state_dir)
+    else:
+        apply(state)
+
+
+def release(env: str, archive: Path, state_dir: Path) -> None:
+    """Import the archive, record it in the state file as ``on_release`` says, apply."""
+    tag = (
+        import_bento(env, archive)
+        if load_state(state_path(env, state_dir)).driver == "local"
+        else bento_tag(archive)
+    )
+    reconcile(record(env, tag, state_dir), state_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit 1 with the reason on failure."""
     parser = argparse.ArgumentParser(prog="python -m scripts.deploy", description=__doc__)
-    parser.add_argument("command", choices=("release", "apply", "status", "url", "down"))
+    parser.add_argument("command", choices=("release", "record", "apply", "status", "url", "down"))
     parser.add_argument("--env", required=True, help="staging, production, ...")
     parser.add_argument("--bento-file", type=Path, help="the Bento archive (release)")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR)
@@ -574,8 +609,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.bento_file is None or not str(args.bento_file).strip():
                 raise DeployError("release needs --bento-file (make bento writes dist/*.bento)")
             release(args.env, args.bento_file, args.state_dir)
+        elif args.command == "record":
+            if args.bento_file is None or not str(args.bento_file).strip():
+                raise DeployError("record needs --bento-file")
+            record(args.env, bento_tag(args.bento_file), args.state_dir)
         elif args.command == "apply":
-            apply(load_state(state_path(args.env, args.state_dir)))
+            reconcile(load_state(state_path(args.env, args.state_dir)), args.state_dir)
         elif args.command == "down":
             down(args.env)
         elif args.command == "status":

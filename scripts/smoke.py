@@ -40,7 +40,10 @@ def free_port() -> int:
 def request(url: str, payload: Any | None = None, timeout: float = 10.0) -> tuple[int, str]:
     """GET (no payload) or POST JSON; return status and body, 4xx/5xx included."""
     data = None if payload is None else json.dumps(payload).encode()
-    headers = {} if payload is None else {"Content-Type": "application/json"}
+    # One sticky user: behind an A/B router every call of a smoke test reaches the same variant.
+    headers = {"X-User-Id": "gitops-ml-smoke-test"}
+    if payload is not None:
+        headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:

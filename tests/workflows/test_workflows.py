@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
 
 from scripts.act import ActRun, Sandbox, create_sandbox
 from scripts.smoke import free_port, request
+from scripts.traffic import simulate
 from tests.factories import set_dotted
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
@@ -48,9 +51,23 @@ def comments(sandbox: Sandbox, pr: int) -> list[dict[str, object]]:
     return [c for c in sandbox.github()["comments"] if c["pr"] == pr]
 
 
-def deployment(sandbox: Sandbox, env: str) -> dict[str, object] | None:
-    path = sandbox.run_dir / env / "state.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+def deployment(sandbox: Sandbox, env: str) -> dict[str, Any] | None:
+    """What the local driver runs for ``env`` (running.json), if anything."""
+    path = sandbox.run_dir / env / "running.json"
+    if not path.is_file():
+        return None
+    running: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return running
+
+
+def origin_file(sandbox: Sandbox, ref: str, path: str) -> str:
+    """A file as pushed to the bare origin."""
+    return subprocess.run(
+        ["git", "--git-dir", str(sandbox.root / "origin.git"), "show", f"{ref}:{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def explain(run: ActRun) -> str:
@@ -64,7 +81,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     box.commit_all("A weak first model")
     box.baseline()
     box.job_env.update(
-        GITOPS_ML_STAGING_PORT=str(free_port()), GITOPS_ML_PRODUCTION_PORT=str(free_port())
+        GITOPS_ML_STAGING_PORT=str(free_port()),
+        GITOPS_ML_PRODUCTION_PORT=str(free_port()),
+        GITOPS_ML_SCRAPE_INTERVAL="1s",
     )
     yield box
     box.stop_deployments()
@@ -136,13 +155,24 @@ def test_d_merge_releases_to_staging_and_production(sandbox: Sandbox) -> None:
     assert list((sandbox.root / "artifacts").glob(f"*/bento/credit_risk-{sha}.bento"))
     assert "smoke: passed" in run.output("staging")
     for env in ("staging", "production"):
-        state = deployment(sandbox, env)
-        assert state is not None
-        assert state["tag"] == f"credit_risk:{sha}"
-        status, body = request(f"{state['url']}/metadata", {})
+        running = deployment(sandbox, env)
+        assert running is not None
+        assert {p["bento"] for p in running["variants"].values()} == {f"credit_risk:{sha}"}
+        status, body = request(f"http://127.0.0.1:{running['router_port']}/metadata", {})
         assert status == 200
         roc_auc = json.loads(body)["metrics"]["model"]["roc_auc"]
         assert roc_auc == pytest.approx(0.7931, abs=1e-4)
+    # The new deployment state is proposed as a PR, its branch pushed to origin.
+    (pull,) = [p for p in sandbox.github()["pulls"] if p["head"] == f"gitops/release-{sha}"]
+    assert pull["title"] == f"Release {sha}: deployment state"
+    staging = origin_file(sandbox, f"gitops/release-{sha}", "bentos/deployments/staging.yaml")
+    assert f"bento: credit_risk:{sha}\n  weight: 100" in staging
+    route = origin_file(
+        sandbox,
+        f"gitops/release-{sha}",
+        "bentos/deployments/k8s/production/httproute-credit-risk-production.yaml",
+    )
+    assert "weight: 100" in route
 
 
 def test_c_pr_regressing_against_main_fails_on_the_regression_gate(sandbox: Sandbox) -> None:
@@ -157,8 +187,86 @@ def test_c_pr_regressing_against_main_fails_on_the_regression_gate(sandbox: Sand
     assert "| regression_roc_auc | **FAIL** | 0.0147 | 0.0100 |" in str(comment["body"])
 
 
+def merge_state_pr(sandbox: Sandbox, branch: str) -> str:
+    """Merge a state PR the workflows opened; the commit main was at before."""
+    sandbox.git("checkout", "-q", "main")
+    before = sandbox.head()
+    sandbox.git("fetch", "-q", "origin")
+    sandbox.git("merge", "-q", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}")
+    sandbox.push("main")
+    return before
+
+
+def test_g_ab_experiment_then_hourly_decision_rolls_back_a_worse_challenger(
+    sandbox: Sandbox,
+) -> None:
+    first = sandbox.head("main")[:7]
+    merge_state_pr(sandbox, f"gitops/release-{first}")
+    # A PR lowers the decision threshold (the team relaxed the f1 gates) and shortens the
+    # experiment; CI trained it (its run-cache is pushed), the lock is committed.
+    open_pr(
+        sandbox,
+        "lower-threshold",
+        {"evaluate.threshold": 0.05, "gates.floors.f1": 0.0, "gates.max_regression.f1": 1.0},
+    )
+    production = sandbox.work / "bentos/deployments/production.yaml"
+    raw = yaml.safe_load(production.read_text(encoding="utf-8"))
+    raw["experiment"].update(min_samples_per_arm=100, challenger_weight=50)
+    production.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    subprocess.run(
+        ["make", "ci-repro"],
+        cwd=sandbox.work,
+        env=sandbox.env(VENV=sys.prefix),
+        capture_output=True,
+        check=True,
+    )
+    sandbox.commit_all("Lower the threshold; dvc.lock")
+    sandbox.git("checkout", "-q", "main")
+    before = sandbox.head()
+    sandbox.git("merge", "-q", "--no-ff", "-m", "Merge lower-threshold", "lower-threshold")
+    sandbox.push("main")
+    release = sandbox.act("push", "release.yml", before=before)
+    assert release.ok, explain(release)
+    second = sandbox.head()[:7]
+    running = deployment(sandbox, "production")
+    assert running is not None
+    assert {n: p["bento"] for n, p in running["variants"].items()} == {
+        "champion": f"credit_risk:{first}",
+        "challenger": f"credit_risk:{second}",
+    }
+    # The team merges the release's state PR; deploy.yml reconciles (nothing to restart).
+    before = merge_state_pr(sandbox, f"gitops/release-{second}")
+    deployed = sandbox.act("push", "deploy.yml", before=before)
+    assert deployed.ok, explain(deployed)
+    after = deployment(sandbox, "production")
+    assert after is not None
+    assert after["variants"] == running["variants"]
+    # Traffic with labels; then the hourly job decides.
+    tally = simulate(
+        f"http://127.0.0.1:{running['router_port']}",
+        rows=600,
+        users=300,
+        feedback_fraction=1.0,
+        seed=11,
+    ).as_dict()
+    assert tally["challenger"]["feedback"] >= 100
+    assert tally["champion"]["feedback"] >= 100
+    time.sleep(3.0)  # two scrapes
+    decided = sandbox.act("schedule", "promote.yml")
+    assert decided.ok, explain(decided)
+    assert "promote: ROLLBACK — significant" in decided.output("decide")
+    branch = f"gitops/production-rollback-credit_risk-{second}"
+    (pull,) = [p for p in sandbox.github()["pulls"] if p["head"] == branch]
+    assert pull["body"].startswith("## A/B decision: ROLLBACK")
+    state = yaml.safe_load(origin_file(sandbox, branch, "bentos/deployments/production.yaml"))
+    assert state["variants"] == [
+        {"name": "champion", "bento": f"credit_risk:{first}", "weight": 100}
+    ]
+
+
 def test_e_failing_gates_on_main_deploy_nothing(sandbox: Sandbox) -> None:
     deployed = deployment(sandbox, "staging")
+    assert deployed is not None
     sandbox.git("checkout", "-q", "main")
     before = sandbox.head()
     set_params(sandbox, {"gates.floors.roc_auc": 0.99})
