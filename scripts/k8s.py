@@ -181,7 +181,7 @@ def write(manifests: Iterable[dict[str, Any]], directory: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """render / validate; exit 1 listing every problem."""
+    """Render or validate; exit 1 listing every problem."""
     parser = argparse.ArgumentParser(prog="python -m scripts.k8s", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     renderer = commands.add_parser("render")
