@@ -48,7 +48,7 @@ PORT ?= 3000
 GIT_SHA = $(shell git rev-parse --short=7 HEAD 2>/dev/null || echo nogit)
 
 .PHONY: demo
-demo: install ## Train, evaluate, export, build the Bento and smoke-test it, on embedded synthetic data
+demo: install ## Train, export, build the Bento; deploy staging and an A/B experiment in production; decide
 	dvc repro
 	@echo
 	dvc metrics show
@@ -56,9 +56,11 @@ demo: install ## Train, evaluate, export, build the Bento and smoke-test it, on 
 	python -m scripts.build_bento
 	python -m scripts.smoke --serve credit_risk:$(GIT_SHA)
 	@echo
+	python -m scripts.demo_ab --bento-file dist/credit_risk-$(GIT_SHA).bento
+	@echo
 	@echo "Outputs: data/ (raw, split), metrics.json, reports/ (validation.json, plots/, figures/),"
 	@echo "         models/ (model.joblib, model.onnx, serving.json, model_card.md), dist/*.bento"
-	@echo "Next: make serve, then see README for a curl example."
+	@echo "Next: make serve (one Bento), or python -m scripts.demo_ab --keep (staging + A/B production); see README."
 
 # Git reference for the regression gate and the report's diffs (CI passes origin/<base>).
 AGAINST ?= main

@@ -97,8 +97,11 @@ def run_dir(env: str) -> Path:
 
 
 def bento_tag(archive: Path) -> str:
-    """``name:version`` from an archive written by ``scripts.build_bento`` (name-version.bento)."""
-    name, sep, version = archive.name.removesuffix(".bento").rpartition("-")
+    """``name:version`` from an archive written by ``scripts.build_bento`` (name-version.bento).
+
+    The Bento name (bentofile.yaml) has no ``-``; the version may.
+    """
+    name, sep, version = archive.name.removesuffix(".bento").partition("-")
     if archive.suffix != ".bento" or not sep or not name or not version:
         raise DeployError(f"{archive}: expected <name>-<version>.bento from `make bento`")
     return f"{name}:{version}"
@@ -437,7 +440,7 @@ def apply(state: DeploymentState) -> Running:
     for index, variant in enumerate(state.variants):
         if variant.bento not in known:
             raise DeployError(
-                f"{state_path(env)}: variants.{index}.bento: {variant.bento} is not in the "
+                f"{env} state: variants.{index}.bento: {variant.bento} is not in the "
                 f"{env} BentoML store ({run_dir(env) / 'bentoml'}); release its archive with "
                 f"--bento-file (known: {sorted(known) or 'none'})"
             )
