@@ -96,9 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{experiment.challenger_weight}%, accuracy {args.accuracy}, "
         f"alpha {experiment.significance_level}, min {experiment.min_samples_per_arm}/arm"
     )
-    print(
-        "| true lift | promoted (mSPRT) | median hours to promote | z-test peeked hourly: promoted |"
-    )
+    columns = ("true lift", "promoted (mSPRT)", "median hours to promote", "z-test peeked hourly")
+    print("| " + " | ".join(columns) + " |")
     print("|---|---|---|---|")
     for lift in (0.0, 0.01, 0.02, 0.03, -0.02):
         outcome = simulate(

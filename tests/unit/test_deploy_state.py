@@ -35,7 +35,7 @@ def variants(*items: tuple[str, str, int]) -> list[dict[str, object]]:
 def test_invalid_states_are_refused_with_the_key(
     items: tuple[tuple[str, str, int], ...], message: str
 ) -> None:
-    with pytest.raises(StateError, match="production.yaml") as raised:
+    with pytest.raises(StateError, match=r"production\.yaml") as raised:
         parse_state(
             {"environment": "production", "variants": variants(*items)}, Path("production.yaml")
         )
