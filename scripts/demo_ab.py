@@ -92,9 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"== 2. challenger: the same model with decision threshold {args.challenger_threshold}"
         )
-        version = f"{deploy.bento_tag(args.bento_file).split(':')[1]}-t{args.challenger_threshold:g}".replace(
-            ".", ""
-        )
+        champion_version = deploy.bento_tag(args.bento_file).split(":")[1]
+        suffix = f"{args.challenger_threshold:g}".replace(".", "")
+        version = f"{champion_version}-t{suffix}"
         challenger = build_challenger(args.challenger_threshold, version)
         print(f"built {challenger}")
         print("== 3. production: champion, then the challenger as A/B")
