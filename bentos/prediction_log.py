@@ -24,14 +24,15 @@ FEEDBACK_EVENT = "feedback"
 
 
 def read_log(
-    log_dir: Path,
+    log_dir: Path | str,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Load every record logged in ``[start, end)``.
 
     Args:
-        log_dir: BentoML's monitoring ``log_path`` (the service's ``GITOPS_ML_LOG_DIR``).
+        log_dir: BentoML's monitoring ``log_path`` (the service's ``GITOPS_ML_LOG_DIR``): a
+            folder, or any fsspec URL (``s3://bucket/logs``) where the logs are shipped.
         start: First timestamp included (server local time, as logged); None for all.
         end: First timestamp excluded; None for all.
 
@@ -39,11 +40,13 @@ def read_log(
         One row per record with a parsed ``timestamp`` column, oldest first; an empty
         frame when nothing was logged.
     """
+    import fsspec
     import pandas as pd
 
+    filesystem, root = fsspec.core.url_to_fs(str(log_dir))
     records: list[dict[str, object]] = []
-    for path in sorted((log_dir / MONITOR / "data").glob("data.*.log*")):
-        with path.open(encoding="utf-8") as handle:
+    for path in sorted(filesystem.glob(f"{root.rstrip('/')}/{MONITOR}/data/data.*.log*")):
+        with filesystem.open(path, "rt", encoding="utf-8") as handle:
             records.extend(json.loads(line) for line in handle if line.strip())
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
@@ -64,14 +67,14 @@ def _event(frame: pd.DataFrame, event: str) -> pd.DataFrame:
 
 
 def read_predictions(
-    log_dir: Path, start: dt.datetime | None = None, end: dt.datetime | None = None
+    log_dir: Path | str, start: dt.datetime | None = None, end: dt.datetime | None = None
 ) -> pd.DataFrame:
     """Predictions served in the window, with their features (see :func:`read_log`)."""
     return _event(read_log(log_dir, start, end), PREDICTION_EVENT)
 
 
 def read_feedback(
-    log_dir: Path, start: dt.datetime | None = None, end: dt.datetime | None = None
+    log_dir: Path | str, start: dt.datetime | None = None, end: dt.datetime | None = None
 ) -> pd.DataFrame:
     """Feedback labels received in the window (see :func:`read_log`)."""
     return _event(read_log(log_dir, start, end), FEEDBACK_EVENT)

@@ -202,6 +202,35 @@ class GateParams(_Frozen):
         return self
 
 
+class DriftTest(_Frozen):
+    """An Evidently drift method and the threshold that flags drift."""
+
+    method: str = Field(min_length=1)
+    threshold: float = Field(gt=0)
+
+
+class MonitoringParams(_Frozen):
+    """The drift job (``python -m monitoring.drift``)."""
+
+    window_days: float = Field(gt=0)
+    min_rows: int = Field(ge=1)
+    max_rows: int = Field(ge=1)
+    drift_share: float = Field(gt=0, le=1)
+    features: DriftTest
+    per_column: dict[str, DriftTest] = {}
+    prediction: DriftTest
+    max_accuracy_drop: float = Field(ge=0, le=1)
+    max_roc_auc_drop: float = Field(ge=0, le=1)
+    min_labelled: int = Field(ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_rows(self) -> MonitoringParams:
+        if self.max_rows < self.min_rows:
+            raise ValueError(f"max_rows ({self.max_rows}) must be >= min_rows ({self.min_rows})")
+        return self
+
+
 class Params(_Frozen):
     """All of params.yaml."""
 
@@ -211,6 +240,7 @@ class Params(_Frozen):
     evaluate: EvaluateParams
     export: ExportParams
     gates: GateParams
+    monitoring: MonitoringParams
 
 
 def format_errors(path: Path, error: ValidationError) -> str:

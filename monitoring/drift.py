@@ -1,0 +1,373 @@
+"""The drift job: ``python -m monitoring.drift`` (``make drift``).
+
+Compares a production window with the training split, with Evidently's current API
+(``Report``/``Dataset``/``DataDefinition``, ``DataDriftPreset`` with tests):
+
+* the **window**: the service's prediction logs (``--logs``: a folder or any fsspec URL such
+  as ``s3://bucket/logs``) over ``--start``/``--end`` (default: the last
+  ``monitoring.window_days``), joined with the feedback labels; or a prepared table
+  (``--current``: Parquet/CSV with the feature columns, optionally ``probability`` and the
+  target);
+* the **reference**: the training split (``data/split/train.parquet``, from DVC) and, for
+  prediction drift, the model's probabilities on the test split (``reports/predictions.parquet``);
+* an explicit ``DataDefinition`` from ``data.schema`` (otherwise low-cardinality integer
+  columns would be taken as categorical), the method and threshold of
+  ``monitoring.features`` / ``monitoring.per_column``, a minimum window (``min_rows``: no
+  verdict below) and a sample cap (``max_rows``).
+
+Writes ``reports/drift/report.html`` (self-contained), ``reports/drift/summary.json`` (per
+column score, method, threshold, drifted; dataset drift share and verdict; prediction drift;
+performance against ``metrics.json`` when labels are present) and
+``reports/drift/metrics.prom`` (Prometheus text format; pushed to a Pushgateway with
+``--pushgateway URL``). Exit 0: ran, no drift; 1: ran, drift; 2: could not run (the reason
+is printed), including a window below ``min_rows``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bentos.prediction_log import read_feedback, read_predictions
+from pipeline.io import read_json, read_table
+from pipeline.params import DriftTest, MonitoringParams, ParamsError, SchemaParams, load_params
+
+NO_DRIFT, DRIFT, CANNOT_RUN = 0, 1, 2
+PROBABILITY = "probability"
+
+
+class DriftJobError(RuntimeError):
+    """The job cannot reach a verdict; the message says why."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The production rows to judge, with labels where feedback arrived."""
+
+    frame: pd.DataFrame
+    start: str | None
+    end: str | None
+
+
+def load_window(logs: str, start: dt.datetime, end: dt.datetime, schema: SchemaParams) -> Window:
+    """Predictions logged in ``[start, end)`` with their feedback label (if any)."""
+    predictions = read_predictions(logs, start, end)
+    if predictions.empty:
+        raise DriftJobError(f"no predictions logged in {logs} between {start} and {end}")
+    feedback = read_feedback(logs)
+    frame = predictions
+    if not feedback.empty and "label" in feedback:
+        labels = feedback.drop_duplicates("prediction_id", keep="last")[["prediction_id", "label"]]
+        frame = predictions.merge(labels, on="prediction_id", how="left")
+        frame = frame.rename(columns={"label": schema.target})
+    return Window(frame, start.isoformat(), end.isoformat())
+
+
+def _evidently() -> Any:
+    """The evidently package, imported lazily (~5 s) and without its import-time warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import evidently
+        import evidently.presets
+
+    return evidently
+
+
+def definition(schema: SchemaParams, columns: Sequence[str]) -> Any:
+    """Evidently's DataDefinition of ``columns`` from the params schema.
+
+    Explicit, or Evidently would take low-cardinality integer columns as categorical.
+    """
+    numerical = [*schema.numeric_features, PROBABILITY]
+    return _evidently().DataDefinition(
+        numerical_columns=[c for c in columns if c in numerical],
+        categorical_columns=[c for c in columns if c in schema.categorical_features],
+    )
+
+
+def run_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    tests: dict[str, DriftTest],
+    schema: SchemaParams,
+    drift_share: float,
+) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """Evidently's data drift report over ``tests``' columns, one method each.
+
+    Returns:
+        The snapshot (for the HTML) and ``{column: {score, method, threshold, drifted}}``.
+    """
+    columns = list(tests)
+    methods = {column: test.method for column, test in tests.items()}
+    thresholds = {column: test.threshold for column, test in tests.items()}
+    evidently = _evidently()
+    Dataset, Report = evidently.Dataset, evidently.Report  # noqa: N806 (classes)
+    DataDriftPreset = evidently.presets.DataDriftPreset  # noqa: N806
+
+    data_definition = definition(schema, columns)
+    report = Report(
+        [
+            DataDriftPreset(
+                columns=columns,
+                drift_share=drift_share,
+                per_column_method=methods,
+                per_column_threshold=thresholds,
+            )
+        ],
+        include_tests=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # evidently's own deprecations and runtime notes
+        snapshot = report.run(
+            current_data=Dataset.from_pandas(current[columns], data_definition=data_definition),
+            reference_data=Dataset.from_pandas(reference[columns], data_definition=data_definition),
+        )
+    document = snapshot.dict()
+    scores: dict[str, dict[str, Any]] = {}
+    for metric in document["metrics"]:
+        config = metric["config"]
+        if config.get("type", "").endswith("ValueDrift"):
+            scores[config["column"]] = {
+                "score": round(float(metric["value"]), 6),
+                "method": config["method"],
+                "threshold": config["threshold"],
+            }
+    for test in document["tests"]:
+        params = test.get("metric_config", {}).get("params", {})
+        column = params.get("column")
+        if column in scores and params.get("type", "").endswith("ValueDrift"):
+            scores[column]["drifted"] = str(test["status"]).endswith("FAIL")
+    return snapshot, scores
+
+
+def performance(
+    frame: pd.DataFrame, target: str, reference_metrics: dict[str, Any], settings: MonitoringParams
+) -> dict[str, Any] | None:
+    """Accuracy of the labelled rows against the reference metrics, if enough labels."""
+    if target not in frame or "prediction" not in frame:
+        return None
+    labelled = frame.dropna(subset=[target])
+    if len(labelled) < settings.min_labelled:
+        return {"labelled": len(labelled), "enough": False}
+    from sklearn.metrics import roc_auc_score
+
+    truth = labelled[target].astype(int)
+    result: dict[str, Any] = {"labelled": len(labelled), "enough": True, "degraded": False}
+    window = {"accuracy": float((labelled["prediction"].astype(int) == truth).mean())}
+    if PROBABILITY in labelled and truth.nunique() == 2:
+        window["roc_auc"] = float(roc_auc_score(truth, labelled[PROBABILITY]))
+    limits = {"accuracy": settings.max_accuracy_drop, "roc_auc": settings.max_roc_auc_drop}
+    for name, value in window.items():
+        reference = float(reference_metrics["model"][name])
+        drop = reference - value
+        result[name] = {
+            "window": round(value, 6),
+            "reference": round(reference, 6),
+            "drop": round(drop, 6),
+            "max_drop": limits[name],
+            "degraded": drop > limits[name],
+        }
+        result["degraded"] = result["degraded"] or drop > limits[name]
+    return result
+
+
+def summarize(
+    window: Window,
+    scores: dict[str, dict[str, Any]],
+    perf: dict[str, Any] | None,
+    settings: MonitoringParams,
+    rows: int,
+    sampled: int,
+) -> dict[str, Any]:
+    """The JSON summary (see the module docstring)."""
+    features = {c: v for c, v in scores.items() if c != PROBABILITY}
+    drifted = sorted(c for c, v in features.items() if v.get("drifted"))
+    share = len(drifted) / len(features) if features else 0.0
+    dataset_drift = share >= settings.drift_share
+    prediction = scores.get(PROBABILITY)
+    prediction_drift = bool(prediction and prediction.get("drifted"))
+    degraded = bool(perf and perf.get("degraded"))
+    return {
+        "window": {"start": window.start, "end": window.end, "rows": rows, "sampled": sampled},
+        "columns": features,
+        "dataset": {
+            "drift_share": round(share, 4),
+            "drifted_columns": drifted,
+            "threshold_share": settings.drift_share,
+            "drifted": dataset_drift,
+        },
+        "prediction": prediction,
+        "performance": perf,
+        "drift": dataset_drift or prediction_drift or degraded,
+        "reasons": [
+            reason
+            for reason, flag in (
+                (f"dataset drift ({len(drifted)}/{len(features)} columns)", dataset_drift),
+                ("prediction drift", prediction_drift),
+                ("performance drop", degraded),
+            )
+            if flag
+        ],
+    }
+
+
+def prometheus_text(summary: dict[str, Any]) -> str:
+    """The summary as Prometheus series (Pushgateway or textfile)."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    score = Gauge(
+        "credit_risk_feature_drift_score",
+        "Drift score of a feature in the last window (method's own scale)",
+        ["feature", "method"],
+        registry=registry,
+    )
+    flagged = Gauge(
+        "credit_risk_feature_drifted",
+        "1 when the feature's drift score crossed its threshold",
+        ["feature"],
+        registry=registry,
+    )
+    for column, values in summary["columns"].items():
+        score.labels(column, values["method"]).set(values["score"])
+        flagged.labels(column).set(1.0 if values.get("drifted") else 0.0)
+    Gauge(
+        "credit_risk_dataset_drift_share", "Share of drifted feature columns", registry=registry
+    ).set(summary["dataset"]["drift_share"])
+    Gauge(
+        "credit_risk_drift_detected", "1 when the drift job's verdict is drift", registry=registry
+    ).set(1.0 if summary["drift"] else 0.0)
+    if summary["prediction"]:
+        Gauge(
+            "credit_risk_prediction_drift_score",
+            "Drift score of the predicted probability",
+            registry=registry,
+        ).set(summary["prediction"]["score"])
+    perf = summary["performance"]
+    if perf and perf.get("enough"):
+        Gauge(
+            "credit_risk_window_accuracy",
+            "Accuracy on the window's labelled rows",
+            registry=registry,
+        ).set(perf["accuracy"]["window"])
+    return generate_latest(registry).decode()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job; exit 0 (no drift), 1 (drift) or 2 (could not run)."""
+    parser = argparse.ArgumentParser(prog="python -m monitoring.drift", description=__doc__)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--logs", help="prediction log folder or fsspec URL (GITOPS_ML_LOG_DIR)")
+    source.add_argument("--current", type=Path, help="a prepared window (Parquet/CSV)")
+    parser.add_argument("--start", type=dt.datetime.fromisoformat, default=None)
+    parser.add_argument("--end", type=dt.datetime.fromisoformat, default=None)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--reference", type=Path, default=Path("data/split/train.parquet"))
+    parser.add_argument(
+        "--reference-predictions", type=Path, default=Path("reports/predictions.parquet")
+    )
+    parser.add_argument("--metrics", type=Path, default=Path("metrics.json"))
+    parser.add_argument("--out-dir", type=Path, default=Path("reports/drift"))
+    parser.add_argument("--pushgateway", default=None, help="Pushgateway URL for the series")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        settings, schema = params.monitoring, params.data.schema
+        if args.current is not None:
+            window = Window(read_table(args.current), None, None)
+        else:
+            end = args.end or dt.datetime.now()
+            start = args.start or end - dt.timedelta(days=settings.window_days)
+            window = load_window(args.logs, start, end, schema)
+        rows = len(window.frame)
+        if rows < settings.min_rows:
+            raise DriftJobError(
+                f"window has {rows} rows, fewer than monitoring.min_rows={settings.min_rows}: "
+                "no verdict on a window this small"
+            )
+        current = window.frame
+        if rows > settings.max_rows:
+            current = current.sample(settings.max_rows, random_state=settings.seed)
+        reference = read_table(args.reference)
+        if len(reference) > settings.max_rows:
+            reference = reference.sample(settings.max_rows, random_state=settings.seed)
+        missing = [c for c in schema.features if c not in current.columns]
+        if missing:
+            raise DriftJobError(f"window lacks feature column(s) {missing}")
+        tests = {
+            column: settings.per_column.get(column, settings.features) for column in schema.features
+        }
+        snapshot, scores = run_report(reference, current, tests, schema, settings.drift_share)
+        # The predicted probability against the model's own test-split probabilities, each
+        # sample at its true size (a two-sample test must not see resampled duplicates).
+        prediction_snapshot = None
+        if PROBABILITY in current and args.reference_predictions.is_file():
+            predicted = read_table(args.reference_predictions)
+            prediction_snapshot, prediction_scores = run_report(
+                predicted[[PROBABILITY]],
+                current[[PROBABILITY]],
+                {PROBABILITY: settings.prediction},
+                schema,
+                1.0,
+            )
+            scores.update(prediction_scores)
+        perf = performance(window.frame, schema.target, read_json(args.metrics), settings)
+    except (DriftJobError, ParamsError, OSError, ValueError, KeyError) as error:
+        print(f"drift: could not run: {error}", file=sys.stderr)
+        return CANNOT_RUN
+    summary = summarize(window, scores, perf, settings, rows, len(current))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(args.out_dir / "report.html"))
+    if prediction_snapshot is not None:
+        prediction_snapshot.save_html(str(args.out_dir / "prediction.html"))
+    (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    text = prometheus_text(summary)
+    (args.out_dir / "metrics.prom").write_text(text, encoding="utf-8")
+    if args.pushgateway:
+        from prometheus_client import CollectorRegistry, push_to_gateway
+        from prometheus_client.parser import text_string_to_metric_families
+
+        registry = CollectorRegistry()
+        registry.register(_Families(list(text_string_to_metric_families(text))))
+        push_to_gateway(args.pushgateway, job="credit_risk_drift", registry=registry)
+    for column, values in summary["columns"].items():
+        flag = "DRIFT" if values.get("drifted") else "ok"
+        print(
+            f"drift: {column:<16} {values['method']:<12} score {values['score']:.4f} "
+            f"(threshold {values['threshold']}) {flag}"
+        )
+    if summary["prediction"]:
+        values = summary["prediction"]
+        flag = "DRIFT" if values.get("drifted") else "ok"
+        print(
+            f"drift: {'(prediction)':<16} {values['method']:<12} score {values['score']:.4f} "
+            f"(threshold {values['threshold']}) {flag}"
+        )
+    verdict = "DRIFT: " + ", ".join(summary["reasons"]) if summary["drift"] else "no drift"
+    print(f"drift: {verdict} ({rows} rows; report {args.out_dir / 'report.html'})")
+    return DRIFT if summary["drift"] else NO_DRIFT
+
+
+class _Families:
+    """A collector replaying parsed metric families (for the Pushgateway)."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        """The families."""
+        return self.families
+
+
+if __name__ == "__main__":
+    sys.exit(main())

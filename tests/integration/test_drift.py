@@ -1,0 +1,116 @@
+"""The drift job on generated windows: false alarms, covariate, prior and concept drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitoring import drift
+from pipeline.generate import Window, generate
+from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
+from pipeline.params import load_params
+from tests.integration.conftest import Repo, make_repo
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    repo = make_repo(tmp_path_factory.mktemp("drift") / "repo")
+    repo.run("dvc", "repro")
+    return repo
+
+
+def window(repo: Repo, kind: str, rows: int, seed: int, labelled: bool) -> pd.DataFrame:
+    """A production window scored by the trained model, as the service would log it."""
+    params = load_params(repo.path / "params.yaml")
+    frame = generate(rows, seed, Window(drift=kind))  # type: ignore[arg-type]
+    model = OnnxClassifier(repo.path / "models" / "model.onnx")
+    probability = model.predict_proba(feeds_from_frame(frame, params.data.schema))
+    frame["probability"] = probability
+    frame["prediction"] = (probability >= params.evaluate.threshold).astype(np.int64)
+    return frame if labelled else frame.drop(columns=[params.data.schema.target])
+
+
+def judge(repo: Repo, frame: pd.DataFrame, out: Path) -> tuple[int, dict[str, object]]:
+    out.mkdir(parents=True, exist_ok=True)
+    current = out / "window.parquet"
+    frame.to_parquet(current)
+    code = drift.main(
+        [
+            "--current",
+            str(current),
+            "--params",
+            str(repo.path / "params.yaml"),
+            "--reference",
+            str(repo.path / "data/split/train.parquet"),
+            "--reference-predictions",
+            str(repo.path / "reports/predictions.parquet"),
+            "--metrics",
+            str(repo.path / "metrics.json"),
+            "--out-dir",
+            str(out),
+        ]
+    )
+    summary = json.loads((out / "summary.json").read_text()) if code != drift.CANNOT_RUN else {}
+    return code, summary
+
+
+def test_same_distribution_rarely_alarms(trained: Repo, tmp_path: Path) -> None:
+    alarms = 0
+    for seed in range(20):
+        code, _ = judge(
+            trained, window(trained, "none", 1000, 100 + seed, False), tmp_path / str(seed)
+        )
+        assert code in (drift.NO_DRIFT, drift.DRIFT)
+        alarms += code == drift.DRIFT
+    assert alarms <= 2  # at most 10 % of 20 windows
+
+
+def test_young_clients_drift_on_age_not_on_untouched_columns(trained: Repo, tmp_path: Path) -> None:
+    code, summary = judge(trained, window(trained, "covariate", 1000, 7, False), tmp_path)
+    assert code == drift.DRIFT
+    columns = summary["columns"]
+    assert isinstance(columns, dict)
+    assert columns["age"]["drifted"] is True
+    assert columns["region"]["drifted"] is False
+    assert columns["product_type"]["drifted"] is False
+    assert columns["age"]["method"] == "psi"
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert len(html) > 100_000  # self-contained
+    assert (
+        'credit_risk_feature_drift_score{feature="age"' in (tmp_path / "metrics.prom").read_text()
+    )
+
+
+def test_prior_shift_is_seen_in_the_predictions(trained: Repo, tmp_path: Path) -> None:
+    code, summary = judge(trained, window(trained, "prior", 1000, 8, False), tmp_path)
+    assert code == drift.DRIFT
+    prediction = summary["prediction"]
+    assert isinstance(prediction, dict)
+    assert prediction["drifted"] is True
+
+
+def test_concept_drift_shows_as_an_accuracy_drop_not_covariate_drift(
+    trained: Repo, tmp_path: Path
+) -> None:
+    code, summary = judge(trained, window(trained, "concept", 1000, 9, True), tmp_path)
+    dataset, performance = summary["dataset"], summary["performance"]
+    assert isinstance(dataset, dict)
+    assert isinstance(performance, dict)
+    assert dataset["drifted"] is False
+    assert performance["degraded"] is True
+    assert code == drift.DRIFT
+    assert summary["reasons"] == ["performance drop"]
+
+
+def test_a_tiny_window_gets_no_verdict(
+    trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = judge(trained, window(trained, "covariate", 100, 3, False), tmp_path)
+    assert code == drift.CANNOT_RUN
+    assert "fewer than monitoring.min_rows=500" in capsys.readouterr().err
