@@ -17,12 +17,21 @@ def test_bento_tag_comes_from_the_archive_name() -> None:
         deploy.bento_tag(Path("dist/credit_risk.tar"))
 
 
-def test_apply_refuses_a_missing_archive(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_release_refuses_a_missing_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = deploy.main(["apply", "--env", "staging", "--bento-file", str(tmp_path / "x.bento")])
+    monkeypatch.setenv("GITOPS_ML_RUN_DIR", str(tmp_path))
+    code = deploy.main(["release", "--env", "staging", "--bento-file", str(tmp_path / "x.bento")])
     assert code == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_apply_of_an_empty_state_says_to_release_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITOPS_ML_RUN_DIR", str(tmp_path))
+    assert deploy.main(["apply", "--env", "staging"]) == 1
+    assert "the state has no variants yet" in capsys.readouterr().err
 
 
 def test_url_of_an_environment_never_deployed(
