@@ -96,6 +96,14 @@ def test_metrics_carry_custom_series_with_version_and_variant(server: Server):
         assert lines, series
         assert all(f'model_version="{version}"' in line for line in lines)
         assert all('variant="challenger"' in line for line in lines)
+    # BentoML's own series, which the alert rules and the dashboard use.
+    for series in (
+        "bentoml_service_request_total{",
+        "bentoml_service_request_duration_seconds_bucket{",
+    ):
+        assert any(
+            line.startswith(series) and 'endpoint="/predict"' in line for line in text.splitlines()
+        )
 
 
 def test_monitor_logs_hold_every_prediction_and_feedback(server: Server):
