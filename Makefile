@@ -150,6 +150,24 @@ record-release: install ## After a release: record it in the state files (+ mani
 	python -m scripts.gitops propose bentos/deployments --title "Release $(BENTO_VERSION): deployment state" \
 	  --branch "gitops/release-$(BENTO_VERSION)" --body-file reports/release.md
 
+# Monitoring: the drift job over a prepared window (DRIFT_WINDOW) or the production logs.
+RUN_DIR := $(or $(GITOPS_ML_RUN_DIR),$(HOME)/.local/state/gitops-ml)
+PREDICTION_LOGS ?= $(wildcard $(RUN_DIR)/production/logs/predictions/*)
+DRIFT_WINDOW ?=
+PUSHGATEWAY ?=
+WINDOW ?= $(shell date -u +%Y-%m-%d)
+
+.PHONY: drift
+drift: install ## Drift job: window vs training split (reports/drift/); exit 0 no drift or drift, 2 could not run
+	dvc pull split evaluate
+	python -m monitoring.drift \
+	  $(if $(DRIFT_WINDOW),--current "$(DRIFT_WINDOW)",$(foreach d,$(PREDICTION_LOGS),--logs "$(d)")) \
+	  $(if $(PUSHGATEWAY),--pushgateway "$(PUSHGATEWAY)") || [ $$? -eq 1 ]
+
+.PHONY: retrain-pr
+retrain-pr: install ## After `make drift`: open the retraining PR (labelled window as new DVC data) when warranted
+	python -m monitoring.retrain --window "$(WINDOW)"
+
 .PHONY: image
 image: install ## Containerize BENTO_FILE and push it to IMAGE_REPOSITORY:<version> (skips, with a notice, without Docker)
 	python -m scripts.image --bento-file "$(BENTO_FILE)" $(if $(IMAGE_REPOSITORY),--push "$(IMAGE_REPOSITORY):$(BENTO_VERSION)")

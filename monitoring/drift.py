@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -35,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bentos.prediction_log import read_feedback, read_predictions
@@ -59,16 +59,18 @@ class Window:
     end: str | None
 
 
-def load_window(logs: str, start: dt.datetime, end: dt.datetime, schema: SchemaParams) -> Window:
-    """Predictions logged in ``[start, end)`` with their feedback label (if any)."""
-    predictions = read_predictions(logs, start, end)
+def load_window(
+    logs: Sequence[str], start: dt.datetime, end: dt.datetime, schema: SchemaParams
+) -> Window:
+    """Predictions logged in ``[start, end)`` (every log folder) with their feedback labels."""
+    predictions = pd.concat([read_predictions(log, start, end) for log in logs], ignore_index=True)
     if predictions.empty:
-        raise DriftJobError(f"no predictions logged in {logs} between {start} and {end}")
-    feedback = read_feedback(logs)
-    frame = predictions
+        raise DriftJobError(f"no predictions logged in {', '.join(logs)} between {start} and {end}")
+    feedback = pd.concat([read_feedback(log) for log in logs], ignore_index=True)
+    frame = predictions.rename(columns={"timestamp": schema.event_time})
     if not feedback.empty and "label" in feedback:
         labels = feedback.drop_duplicates("prediction_id", keep="last")[["prediction_id", "label"]]
-        frame = predictions.merge(labels, on="prediction_id", how="left")
+        frame = frame.merge(labels, on="prediction_id", how="left")
         frame = frame.rename(columns={"label": schema.target})
     return Window(frame, start.isoformat(), end.isoformat())
 
@@ -111,8 +113,8 @@ def run_report(
     methods = {column: test.method for column, test in tests.items()}
     thresholds = {column: test.threshold for column, test in tests.items()}
     evidently = _evidently()
-    Dataset, Report = evidently.Dataset, evidently.Report  # noqa: N806 (classes)
-    DataDriftPreset = evidently.presets.DataDriftPreset  # noqa: N806
+    Dataset, Report = evidently.Dataset, evidently.Report
+    DataDriftPreset = evidently.presets.DataDriftPreset
 
     data_definition = definition(schema, columns)
     report = Report(
@@ -221,6 +223,49 @@ def summarize(
     }
 
 
+def render_markdown(summary: dict[str, Any]) -> str:
+    """The summary for humans: the job summary and the retraining PR's body."""
+    verdict = "DRIFT — " + ", ".join(summary["reasons"]) if summary["drift"] else "no drift"
+    window = summary["window"]
+    lines = [
+        f"## Drift report: {verdict}",
+        "",
+        f"Window {window['start'] or '(prepared file)'} → {window['end'] or ''}: "
+        f"{window['rows']} rows ({window['sampled']} compared).",
+        "",
+        "| column | method | score | threshold | drifted |",
+        "|---|---|---|---|---|",
+    ]
+    rows = dict(summary["columns"])
+    if summary["prediction"]:
+        rows["(predicted probability)"] = summary["prediction"]
+    for column, values in rows.items():
+        mark = "**yes**" if values.get("drifted") else "no"
+        lines.append(
+            f"| {column} | {values['method']} | {values['score']:.4f} "
+            f"| {values['threshold']} | {mark} |"
+        )
+    dataset = summary["dataset"]
+    lines += [
+        "",
+        f"Dataset: {len(dataset['drifted_columns'])} drifted column(s), share "
+        f"{dataset['drift_share']:.2f} (drifted at {dataset['threshold_share']}).",
+    ]
+    perf = summary["performance"]
+    if perf and perf.get("enough"):
+        lines += ["", "| metric | window | reference | drop | max drop |", "|---|---|---|---|---|"]
+        for name in ("accuracy", "roc_auc"):
+            if name in perf:
+                m = perf[name]
+                lines.append(
+                    f"| {name} | {m['window']:.4f} | {m['reference']:.4f} "
+                    f"| {m['drop']:+.4f} | {m['max_drop']} |"
+                )
+    elif perf:
+        lines += ["", f"Only {perf['labelled']} labelled rows: performance not judged."]
+    return "\n".join(lines) + "\n"
+
+
 def prometheus_text(summary: dict[str, Any]) -> str:
     """The summary as Prometheus series (Pushgateway or textfile)."""
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
@@ -267,7 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; exit 0 (no drift), 1 (drift) or 2 (could not run)."""
     parser = argparse.ArgumentParser(prog="python -m monitoring.drift", description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--logs", help="prediction log folder or fsspec URL (GITOPS_ML_LOG_DIR)")
+    source.add_argument(
+        "--logs",
+        action="append",
+        help="a prediction log folder or fsspec URL (a service's GITOPS_ML_LOG_DIR); repeatable",
+    )
     source.add_argument("--current", type=Path, help="a prepared window (Parquet/CSV)")
     parser.add_argument("--start", type=dt.datetime.fromisoformat, default=None)
     parser.add_argument("--end", type=dt.datetime.fromisoformat, default=None)
@@ -331,6 +380,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if prediction_snapshot is not None:
         prediction_snapshot.save_html(str(args.out_dir / "prediction.html"))
     (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    labelled = (
+        window.frame.dropna(subset=[schema.target]) if schema.target in window.frame else None
+    )
+    if labelled is not None and not labelled.empty:
+        # The retraining PR adds these rows to the training data (monitoring/retrain.py).
+        columns = [schema.event_time, *schema.features, schema.target]
+        labelled[[c for c in columns if c in labelled]].to_parquet(
+            args.out_dir / "labelled.parquet"
+        )
+    markdown = render_markdown(summary)
+    (args.out_dir / "summary.md").write_text(markdown, encoding="utf-8")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with Path(step_summary).open("a", encoding="utf-8") as handle:
+            handle.write(markdown)
     text = prometheus_text(summary)
     (args.out_dir / "metrics.prom").write_text(text, encoding="utf-8")
     if args.pushgateway:

@@ -1,5 +1,8 @@
 """Stage ``ingest``: bring the source data (generator or a file) into data/raw as Parquet.
 
+Labelled production windows under ``data.windows_dir`` (added by retraining PRs, tracked
+with DVC) are appended, so a retrained model learns from the drifted traffic too.
+
 ``python -m pipeline.ingest --params params.yaml --out data/raw/dataset.parquet``
 """
 
@@ -9,6 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from pipeline.generate import Window, write_dataset
 from pipeline.io import read_table, write_table
@@ -29,10 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_dataset(args.out, gen.n_rows, gen.seed, window)
         else:
             write_table(read_table(data.path), args.out)
-    except (ParamsError, ValueError) as error:
+        windows = sorted(data.windows_dir.glob("*.parquet")) if data.windows_dir.is_dir() else []
+        if windows:
+            base = read_table(args.out)
+            parts = [base, *(read_table(path)[list(base.columns)] for path in windows)]
+            write_table(pd.concat(parts, ignore_index=True), args.out)
+    except (ParamsError, ValueError, KeyError) as error:
         print(f"ingest: {error}", file=sys.stderr)
         return 1
-    print(f"ingest: {data.source} -> {args.out}")
+    added = f" + {len(windows)} labelled window(s) from {data.windows_dir}" if windows else ""
+    print(f"ingest: {data.source}{added} -> {args.out}")
     return 0
 
 

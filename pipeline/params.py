@@ -99,6 +99,8 @@ class DataParams(_Frozen):
 
     source: Literal["generator", "file"]
     path: Path
+    # Labelled production windows (Parquet, DVC-tracked), appended to the source data.
+    windows_dir: Path
     generator: GeneratorParams
     schema_: SchemaParams = Field(alias="schema")
 

@@ -48,6 +48,7 @@ ACTION_STANDINS = {
     "actions/download-artifact": "download-artifact",
     "iterative/setup-cml": "setup-cml",
     "docker/login-action": "docker-login",
+    "actions/create-github-app-token": "create-github-app-token",
 }
 SELF_HANDLED = {"actions/checkout"}
 # Labels of GitHub-hosted and self-hosted runners the workflows may name.

@@ -1,0 +1,122 @@
+"""Open a retraining PR from a drift report: ``python -m monitoring.retrain`` (``make retrain-pr``).
+
+When the drift job (``monitoring.drift``) found drift and the window has labelled rows
+(``reports/drift/labelled.parquet``, at least ``monitoring.min_labelled``):
+
+1. branch ``retrain/<window>`` from the current commit (unless a PR for it is already open:
+   the job is idempotent);
+2. the labelled rows become a new DVC-tracked file of ``data.windows_dir`` (``dvc add``,
+   ``dvc push``), which the ingest stage appends to the training data;
+3. commit the ``.dvc`` file, push the branch, open the PR with the drift summary as its body,
+   through ``scripts.comment`` (the CML/gh wrapper).
+
+The PR then runs ``train.yml`` like any other — report, gates, merge, release, A/B — only if
+it was opened with a token that triggers workflows: GitHub's default ``GITHUB_TOKEN`` does
+not. Exit 0 when a PR was opened or none was warranted (said why), 1 on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.params import ParamsError, load_params
+from scripts.comment import CommentError, open_pr, repository
+from scripts.gitops import BOT, git
+
+
+def existing_pr(repo: str, branch: str) -> str | None:
+    """URL of an open PR from ``branch``, if any (gh)."""
+    listed = subprocess.run(
+        ["gh", "pr", "list", "--repo", repo, "--head", branch, "--state", "open", "--json", "url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        raise CommentError(f"gh pr list failed: {listed.stderr.strip()}")
+    pulls = json.loads(listed.stdout or "[]")
+    return str(pulls[0]["url"]) if pulls else None
+
+
+def token_note(env: dict[str, str]) -> str | None:
+    """A warning when the PR will not trigger workflows (opened with GITHUB_TOKEN)."""
+    if env.get("GITOPS_ML_RETRAIN_TOKEN_KIND") in {"app", "pat"}:
+        return None
+    return (
+        "warning: no RETRAIN_APP_ID/RETRAIN_APP_KEY (GitHub App) or RETRAIN_TOKEN (PAT) is "
+        "configured: the PR is opened with GITHUB_TOKEN, and GitHub runs no workflow on it "
+        "(train.yml will not report). Configure one of them (README, Adopting it on GitHub)."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Open the PR when warranted; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m monitoring.retrain", description=__doc__)
+    parser.add_argument("--drift-dir", type=Path, default=Path("reports/drift"))
+    parser.add_argument("--window", required=True, help="window name, e.g. 2026-11-29")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--base", default="main")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        summary = json.loads((args.drift_dir / "summary.json").read_text(encoding="utf-8"))
+        if not summary["drift"]:
+            print("retrain: no drift in the window: no PR")
+            return 0
+        labelled_path = args.drift_dir / "labelled.parquet"
+        labelled = pd.read_parquet(labelled_path) if labelled_path.is_file() else pd.DataFrame()
+        minimum = params.monitoring.min_labelled
+        if len(labelled) < minimum:
+            print(
+                f"retrain: drift ({', '.join(summary['reasons'])}) but {len(labelled)} labelled "
+                f"rows (< monitoring.min_labelled={minimum}): no training data to add, no PR"
+            )
+            return 0
+        repo = repository(os.environ)
+        branch = f"retrain/{args.window}"
+        already = existing_pr(repo, branch)
+        if already:
+            print(f"retrain: a PR is already open for {branch}: {already}")
+            return 0
+        note = token_note(dict(os.environ))
+        if note:
+            print(f"retrain: {note}")
+        git("checkout", "-q", "-B", branch)
+        target = params.data.windows_dir / f"{args.window}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        labelled.to_parquet(target, index=False)
+        for command in (["dvc", "add", str(target)], ["dvc", "push", f"{target}.dvc"]):
+            subprocess.run(command, check=True, capture_output=True, text=True)
+        git("add", f"{target}.dvc", str(target.parent / ".gitignore"))
+        title = f"Retrain on the drifted window {args.window} ({len(labelled)} labelled rows)"
+        git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "-q", "-m", title)
+        if os.environ.get("GH_TOKEN"):
+            subprocess.run(["gh", "auth", "setup-git"], check=False, capture_output=True)
+        git("push", "-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
+        body = args.drift_dir / "pr_body.md"
+        body.write_text(
+            (args.drift_dir / "summary.md").read_text(encoding="utf-8")
+            + f"\nThis PR adds `{target}` ({len(labelled)} labelled rows, DVC-tracked) to the "
+            "training data; train.yml reports the retrained model against main.\n",
+            encoding="utf-8",
+        )
+        print(f"retrain: {open_pr(repo, branch, args.base, title, body)}")
+    except (CommentError, ParamsError, OSError, KeyError, json.JSONDecodeError) as error:
+        print(f"retrain: {error}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as error:
+        print(f"retrain: {' '.join(error.cmd)} failed: {error.stderr}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The monitoring loop closes: a drifted, labelled window → retraining PR → a better model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from pipeline.generate import Window, generate
+from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
+from pipeline.params import load_params
+from scripts.act import STANDINS, Sandbox, create_sandbox
+from tests.factories import set_dotted
+from tests.integration.conftest import SMALL
+
+pytestmark = pytest.mark.integration
+
+
+def scored(sandbox: Sandbox, model: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """The window as the service would log it: probability and predicted class added."""
+    params = load_params(sandbox.work / "params.yaml")
+    probability = OnnxClassifier(model).predict_proba(feeds_from_frame(frame, params.data.schema))
+    return frame.assign(
+        probability=probability,
+        prediction=(probability >= params.evaluate.threshold).astype(np.int64),
+    )
+
+
+def roc_auc(model: Path, frame: pd.DataFrame, sandbox: Sandbox) -> float:
+    params = load_params(sandbox.work / "params.yaml")
+    probability = OnnxClassifier(model).predict_proba(feeds_from_frame(frame, params.data.schema))
+    return float(roc_auc_score(frame[params.data.schema.target], probability))
+
+
+def test_drifted_window_opens_one_retraining_pr_and_retraining_recovers(tmp_path: Path) -> None:
+    sandbox = create_sandbox(tmp_path / "sandbox")
+    raw = yaml.safe_load((sandbox.work / "params.yaml").read_text())
+    for dotted, value in SMALL.items():
+        set_dotted(raw, dotted, value)
+    (sandbox.work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    sandbox.commit_all("small data")
+    sandbox.baseline()
+    old_model = tmp_path / "old.onnx"
+    shutil.copy(sandbox.work / "models" / "model.onnx", old_model)
+    window = scored(sandbox, old_model, generate(2000, 21, Window(drift="concept")))
+    window_file = tmp_path / "window.parquet"
+    window.to_parquet(window_file)
+    env = {
+        **sandbox.env(),
+        "PATH": f"{STANDINS / 'bin'}{os.pathsep}{sandbox.env()['PATH']}",
+        "GITOPS_ML_RECORD": str(sandbox.record),
+        "GITHUB_REPOSITORY": "gitops-ml/sandbox",
+    }
+    sandbox.record.mkdir()
+
+    def run(*command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, cwd=sandbox.work, env=env, capture_output=True, text=True, check=False
+        )
+
+    judged = run(sys.executable, "-m", "monitoring.drift", "--current", str(window_file))
+    assert judged.returncode == 1, judged.stdout + judged.stderr
+    assert "performance drop" in judged.stdout
+    opened = run(sys.executable, "-m", "monitoring.retrain", "--window", "w1")
+    assert opened.returncode == 0, opened.stderr
+    assert "opened https://github.invalid/gitops-ml/sandbox/pull/100" in opened.stdout
+    assert "GitHub runs no workflow on it" in opened.stdout  # no App token or PAT here
+    again = run(sys.executable, "-m", "monitoring.retrain", "--window", "w1")
+    assert "already open for retrain/w1" in again.stdout
+    (pull,) = sandbox.github()["pulls"]
+    assert pull["head"] == "retrain/w1"
+    assert pull["body"].startswith("## Drift report: DRIFT — performance drop")
+    shown = subprocess.run(
+        ["git", "--git-dir", str(sandbox.root / "origin.git"), "show", "--stat", "retrain/w1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "data/external/windows/w1.parquet.dvc" in shown
+    # The branch in a fresh clone: the window comes from the DVC remote, the model retrains.
+    clone = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", "-b", "retrain/w1", str(sandbox.root / "origin.git"), str(clone)],
+        check=True,
+    )
+    for command in (["dvc", "pull", "--allow-missing"], ["dvc", "repro"]):
+        result = subprocess.run(
+            command, cwd=clone, env=sandbox.env(), capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    ingested = pd.read_parquet(clone / "data" / "raw" / "dataset.parquet")
+    assert len(ingested) == 2000 + 2000
+    fresh = generate(2000, 22, Window(drift="concept"))
+    before, after = roc_auc(old_model, fresh, sandbox), roc_auc(
+        clone / "models" / "model.onnx", fresh, sandbox
+    )
+    assert after > before + 0.02, (before, after)
