@@ -14,11 +14,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from pipeline.generate import Window, generate
+from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
+from pipeline.params import load_params
 from scripts.act import ActRun, Sandbox, create_sandbox
 from scripts.smoke import free_port, request
 from scripts.traffic import simulate
@@ -262,6 +266,45 @@ def test_g_ab_experiment_then_hourly_decision_rolls_back_a_worse_challenger(
     assert state["variants"] == [
         {"name": "champion", "bento": f"credit_risk:{first}", "weight": 100}
     ]
+
+
+def test_h_daily_drift_job_opens_a_retraining_pr(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.git("checkout", "-q", "main")
+    params = load_params(sandbox.work / "params.yaml")
+    frame = generate(1000, 31, Window(drift="concept"))
+    model = OnnxClassifier(sandbox.work / "models" / "model.onnx")
+    probability = model.predict_proba(feeds_from_frame(frame, params.data.schema))
+    frame["probability"] = probability
+    frame["prediction"] = (probability >= params.evaluate.threshold).astype(int)
+    window = tmp_path / "window.parquet"
+    frame.to_parquet(window)
+    run = sandbox.act(
+        "schedule", "drift.yml", env={"DRIFT_WINDOW": str(window), "WINDOW": "act-window"}
+    )
+    assert run.ok, explain(run)
+    output = run.output("drift")
+    assert "drift: DRIFT: performance drop" in output
+    assert "GitHub runs no workflow on it" in output
+    (pull,) = [p for p in sandbox.github()["pulls"] if p["head"] == "retrain/act-window"]
+    assert pull["body"].startswith("## Drift report: DRIFT")
+    artifacts = list((sandbox.root / "artifacts").glob("drift-schedule-*/drift-report/report.html"))
+    assert artifacts
+    assert (
+        "data/external/windows/act-window.parquet.dvc"
+        in subprocess.run(
+            [
+                "git",
+                "--git-dir",
+                str(sandbox.root / "origin.git"),
+                "show",
+                "--stat",
+                "retrain/act-window",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
 
 
 def test_e_failing_gates_on_main_deploy_nothing(sandbox: Sandbox) -> None:
