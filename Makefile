@@ -185,7 +185,7 @@ test-fast: install ## Run unit and data tests only
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
 # Debian packages the tests and the local deployment start (root, or sudo when available).
-SYSTEM_PACKAGES := jq nginx prometheus
+SYSTEM_PACKAGES := jq nginx prometheus prometheus-pushgateway
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: system-deps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from monitoring import drift
 from pipeline.generate import Window, generate
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
+from scripts.smoke import free_port, request, wait_ready
 from tests.integration.conftest import Repo, make_repo
 
 pytestmark = pytest.mark.integration
@@ -114,3 +116,49 @@ def test_a_tiny_window_gets_no_verdict(
     code, _ = judge(trained, window(trained, "covariate", 100, 3, False), tmp_path)
     assert code == drift.CANNOT_RUN
     assert "fewer than monitoring.min_rows=500" in capsys.readouterr().err
+
+
+def test_scores_reach_a_real_pushgateway(trained: Repo, tmp_path: Path) -> None:
+    port = free_port()
+    pushgateway = subprocess.Popen(
+        ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", path="/-/ready")
+        frame = window(trained, "covariate", 1000, 7, False)
+        current = tmp_path / "window.parquet"
+        frame.to_parquet(current)
+        code = drift.main(
+            [
+                "--current",
+                str(current),
+                "--params",
+                str(trained.path / "params.yaml"),
+                "--reference",
+                str(trained.path / "data/split/train.parquet"),
+                "--reference-predictions",
+                str(trained.path / "reports/predictions.parquet"),
+                "--metrics",
+                str(trained.path / "metrics.json"),
+                "--out-dir",
+                str(tmp_path / "out"),
+                "--pushgateway",
+                f"127.0.0.1:{port}",
+            ]
+        )
+        assert code == drift.DRIFT
+        _, text = request(f"http://127.0.0.1:{port}/metrics")
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith("credit_risk_feature_drift_score{")
+        ]
+        age = [line for line in lines if 'feature="age"' in line]
+        assert age
+        assert 'job="credit_risk_drift"' in age[0]
+        assert float(age[0].rsplit(" ", 1)[1]) > 0.2
+    finally:
+        pushgateway.terminate()
+        pushgateway.wait(timeout=10)
