@@ -415,6 +415,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ActError(f"no workflow in .github/workflows is triggered by {args.event}")
         variables = dict(item.split("=", 1) for item in args.var)
         payload: dict[str, Any] = {"before": before} if args.event == "push" else {}
+        if args.event == "schedule" and not os.environ.get("DRIFT_WINDOW"):
+            # No production logs in a fresh sandbox: the drift job judges a generated window
+            # of young clients (covariate drift) instead.
+            from pipeline.generate import Window, write_dataset
+
+            window = root / "drift-window.parquet"
+            write_dataset(window, 1000, 5, Window(drift="covariate"))
+            sandbox.job_env["DRIFT_WINDOW"] = str(window)
         if args.event == "push":
             sandbox.git("commit", "-q", "--allow-empty", "-m", "act: push to main")
             sandbox.push("main")
