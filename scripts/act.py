@@ -334,11 +334,10 @@ class Sandbox:
         (logs / f"{stamp}.log").write_text(run.output(), encoding="utf-8")
         return run
 
-    def baseline(self) -> str:
-        """Train on main as a merged PR would have: outputs and run-cache pushed, lock committed."""
-        self.git("checkout", "-q", "main")
+    def make(self, *targets: str) -> str:
+        """``make TARGETS`` in the working copy with the project's environment; its output."""
         result = subprocess.run(
-            ["make", "ci-repro"],
+            ["make", *targets],
             cwd=self.work,
             env=self.env(VENV=sys.prefix),
             capture_output=True,
@@ -346,7 +345,35 @@ class Sandbox:
             check=False,
         )
         if result.returncode != 0:
-            raise ActError(f"make ci-repro on main failed: {result.stdout[-2000:]}{result.stderr}")
+            raise ActError(
+                f"make {' '.join(targets)} failed: {result.stdout[-2000:]}{result.stderr}"
+            )
+        return result.stdout + result.stderr
+
+    def set_params(self, overrides: Mapping[str, object]) -> None:
+        """Rewrite the working copy's params.yaml with dotted-key overrides."""
+        path = self.work / "params.yaml"
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for dotted, value in overrides.items():
+            *parents, leaf = dotted.split(".")
+            node = raw
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+
+    def merge(self, ref: str, message: str) -> str:
+        """Merge ``ref`` into main and push it; the commit main was at before."""
+        self.git("checkout", "-q", "main")
+        before = self.head()
+        self.git("merge", "-q", "--no-ff", "-m", message, ref)
+        self.push("main")
+        return before
+
+    def baseline(self) -> str:
+        """Train on main as a merged PR would have: outputs and run-cache pushed, lock committed."""
+        self.git("checkout", "-q", "main")
+        self.make("ci-repro")
         sha = self.commit_all("Train the baseline model (dvc.lock, metrics)")
         self.push("main")
         return sha

@@ -15,35 +15,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import yaml
-
 from scripts.act import STANDINS, Sandbox, create_sandbox
-from tests.factories import set_dotted
 
 WEAK = {"train.sklearn.n_estimators": 20, "train.sklearn.max_depth": 2}
 DEFAULT = {"train.sklearn.n_estimators": 150, "train.sklearn.max_depth": 3}
 
 
-def set_params(sandbox: Sandbox, overrides: Mapping[str, object]) -> None:
-    """Rewrite params.yaml of the sandbox with dotted overrides."""
-    path = sandbox.work / "params.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for dotted, value in overrides.items():
-        set_dotted(raw, dotted, value)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-
-
 def prepare(root: Path) -> Sandbox:
     """A sandbox whose main has the weak model, checked out on the PR branch."""
     sandbox = create_sandbox(root)
-    set_params(sandbox, WEAK)
+    sandbox.set_params(WEAK)
     sandbox.commit_all("weak model")
     sandbox.baseline()
     sandbox.git("checkout", "-q", "-b", "improve")
-    set_params(sandbox, DEFAULT)
+    sandbox.set_params(DEFAULT)
     sandbox.commit_all("default model")
     sandbox.push("improve")
     return sandbox
@@ -62,15 +50,7 @@ def with_act(root: Path) -> dict[str, float]:
     times = {}
     first = sandbox.act("pull_request", "train.yml", number=1)
     times["act: first push (train + comment jobs)"] = first.seconds
-    times["make sync-lock"] = timed(
-        lambda: subprocess.run(
-            ["make", "sync-lock"],
-            cwd=sandbox.work,
-            env=sandbox.env(VENV=sys.prefix),
-            capture_output=True,
-            check=True,
-        )
-    )
+    times["make sync-lock"] = timed(lambda: sandbox.make("sync-lock"))
     sandbox.commit_all("dvc.lock from CI")
     sandbox.push("improve")
     second = sandbox.act("pull_request", "train.yml", number=1)

@@ -196,18 +196,27 @@ def bentoml_env(env: str) -> dict[str, str]:
     }
 
 
-def known_bentos(env: str) -> set[str]:
-    """Tags in the environment's BentoML store."""
-    listed = subprocess.run(
-        [bentoml_command(), "list", "-o", "json"],
+def bentoml(env: str, *args: str) -> str:
+    """``bentoml ARGS`` against the environment's store; its stdout.
+
+    Raises:
+        DeployError: With bentoml's message when it fails.
+    """
+    result = subprocess.run(
+        [bentoml_command(), *args],
         env=bentoml_env(env),
         capture_output=True,
         text=True,
         check=False,
     )
-    if listed.returncode != 0:
-        raise DeployError(f"bentoml list failed: {listed.stderr.strip()}")
-    return {str(item["tag"]) for item in json.loads(listed.stdout or "[]")}
+    if result.returncode != 0:
+        raise DeployError(f"bentoml {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def known_bentos(env: str) -> set[str]:
+    """Tags in the environment's BentoML store."""
+    return {str(item["tag"]) for item in json.loads(bentoml(env, "list", "-o", "json") or "[]")}
 
 
 def import_bento(env: str, archive: Path) -> str:
@@ -216,15 +225,7 @@ def import_bento(env: str, archive: Path) -> str:
         raise DeployError(f"--bento-file {archive}: no such file (download the release artifact)")
     tag = bento_tag(archive)
     if tag not in known_bentos(env):
-        imported = subprocess.run(
-            [bentoml_command(), "import", str(archive.resolve())],
-            env=bentoml_env(env),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if imported.returncode != 0:
-            raise DeployError(f"bentoml import {archive} failed: {imported.stderr.strip()}")
+        bentoml(env, "import", str(archive.resolve()))
     return tag
 
 

@@ -38,7 +38,7 @@ def window(repo: Repo, kind: str, rows: int, seed: int, labelled: bool) -> pd.Da
     return frame if labelled else frame.drop(columns=[params.data.schema.target])
 
 
-def judge(repo: Repo, frame: pd.DataFrame, out: Path) -> tuple[int, dict[str, object]]:
+def judge(repo: Repo, frame: pd.DataFrame, out: Path, *extra: str) -> tuple[int, dict[str, object]]:
     out.mkdir(parents=True, exist_ok=True)
     current = out / "window.parquet"
     frame.to_parquet(current)
@@ -56,6 +56,7 @@ def judge(repo: Repo, frame: pd.DataFrame, out: Path) -> tuple[int, dict[str, ob
             str(repo.path / "metrics.json"),
             "--out-dir",
             str(out),
+            *extra,
         ]
     )
     summary = json.loads((out / "summary.json").read_text()) if code != drift.CANNOT_RUN else {}
@@ -128,26 +129,7 @@ def test_scores_reach_a_real_pushgateway(trained: Repo, tmp_path: Path) -> None:
     try:
         wait_ready(f"http://127.0.0.1:{port}", path="/-/ready")
         frame = window(trained, "covariate", 1000, 7, False)
-        current = tmp_path / "window.parquet"
-        frame.to_parquet(current)
-        code = drift.main(
-            [
-                "--current",
-                str(current),
-                "--params",
-                str(trained.path / "params.yaml"),
-                "--reference",
-                str(trained.path / "data/split/train.parquet"),
-                "--reference-predictions",
-                str(trained.path / "reports/predictions.parquet"),
-                "--metrics",
-                str(trained.path / "metrics.json"),
-                "--out-dir",
-                str(tmp_path / "out"),
-                "--pushgateway",
-                f"127.0.0.1:{port}",
-            ]
-        )
+        code, _ = judge(trained, frame, tmp_path, "--pushgateway", f"127.0.0.1:{port}")
         assert code == drift.DRIFT
         _, text = request(f"http://127.0.0.1:{port}/metrics")
         lines = [

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,6 @@ from pipeline.params import load_params
 from scripts.act import ActRun, Sandbox, create_sandbox
 from scripts.smoke import free_port, request
 from scripts.traffic import simulate
-from tests.factories import set_dotted
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
 
@@ -35,18 +33,10 @@ DEFAULT = {"train.sklearn.n_estimators": 150, "train.sklearn.max_depth": 3}
 BELOW_FLOOR = {"train.sklearn.n_estimators": 2, "train.sklearn.max_depth": 1}
 
 
-def set_params(sandbox: Sandbox, overrides: dict[str, object]) -> None:
-    path = sandbox.work / "params.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for dotted, value in overrides.items():
-        set_dotted(raw, dotted, value)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-
-
 def open_pr(sandbox: Sandbox, branch: str, overrides: dict[str, object]) -> None:
     sandbox.git("checkout", "-q", "main")
     sandbox.git("checkout", "-q", "-B", branch)
-    set_params(sandbox, overrides)
+    sandbox.set_params(overrides)
     sandbox.commit_all(f"{branch}: {overrides}")
     sandbox.push(branch)
 
@@ -66,12 +56,13 @@ def deployment(sandbox: Sandbox, env: str) -> dict[str, Any] | None:
 
 def origin_file(sandbox: Sandbox, ref: str, path: str) -> str:
     """A file as pushed to the bare origin."""
-    return subprocess.run(
-        ["git", "--git-dir", str(sandbox.root / "origin.git"), "show", f"{ref}:{path}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    return origin_git(sandbox, "show", f"{ref}:{path}")
+
+
+def origin_git(sandbox: Sandbox, *args: str) -> str:
+    """``git ARGS`` in the bare origin; its output."""
+    command = ["git", "--git-dir", str(sandbox.root / "origin.git"), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
 def explain(run: ActRun) -> str:
@@ -81,7 +72,7 @@ def explain(run: ActRun) -> str:
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     box = create_sandbox(tmp_path_factory.mktemp("act"))
-    set_params(box, WEAK)
+    box.set_params(WEAK)
     box.commit_all("A weak first model")
     box.baseline()
     box.job_env.update(
@@ -113,15 +104,8 @@ def test_a_improving_pr_gets_one_sticky_report_and_goes_green(sandbox: Sandbox) 
     assert figures == ["confusion_matrix.png", "precision_recall.png", "roc.png"]
 
     # The author syncs dvc.lock from CI's run-cache (no retraining) and pushes again.
-    synced = subprocess.run(
-        ["make", "sync-lock"],
-        cwd=sandbox.work,
-        env=sandbox.env(VENV=sys.prefix),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "Stage 'train' is cached - skipping run" in synced.stdout + synced.stderr
+    synced = sandbox.make("sync-lock")
+    assert "Stage 'train' is cached - skipping run" in synced
     sandbox.commit_all("dvc.lock from CI")
     sandbox.push("improve")
     second = sandbox.act("pull_request", "train.yml", number=1)
@@ -146,10 +130,7 @@ def test_b_pr_below_the_floor_fails_with_the_gate_named(sandbox: Sandbox) -> Non
 
 
 def test_d_merge_releases_to_staging_and_production(sandbox: Sandbox) -> None:
-    sandbox.git("checkout", "-q", "main")
-    before = sandbox.head()
-    sandbox.git("merge", "-q", "--no-ff", "-m", "Merge PR #1", "improve")
-    sandbox.push("main")
+    before = sandbox.merge("improve", "Merge PR #1")
     run = sandbox.act("push", "release.yml", before=before)
     assert run.ok, explain(run)
     assert run.jobs == dict.fromkeys(("build", "image", "staging", "production"), "success")
@@ -193,12 +174,8 @@ def test_c_pr_regressing_against_main_fails_on_the_regression_gate(sandbox: Sand
 
 def merge_state_pr(sandbox: Sandbox, branch: str) -> str:
     """Merge a state PR the workflows opened; the commit main was at before."""
-    sandbox.git("checkout", "-q", "main")
-    before = sandbox.head()
     sandbox.git("fetch", "-q", "origin")
-    sandbox.git("merge", "-q", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}")
-    sandbox.push("main")
-    return before
+    return sandbox.merge(f"origin/{branch}", f"Merge {branch}")
 
 
 def test_g_ab_experiment_then_hourly_decision_rolls_back_a_worse_challenger(
@@ -217,18 +194,9 @@ def test_g_ab_experiment_then_hourly_decision_rolls_back_a_worse_challenger(
     raw = yaml.safe_load(production.read_text(encoding="utf-8"))
     raw["experiment"].update(min_samples_per_arm=100, challenger_weight=50)
     production.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    subprocess.run(
-        ["make", "ci-repro"],
-        cwd=sandbox.work,
-        env=sandbox.env(VENV=sys.prefix),
-        capture_output=True,
-        check=True,
-    )
+    sandbox.make("ci-repro")
     sandbox.commit_all("Lower the threshold; dvc.lock")
-    sandbox.git("checkout", "-q", "main")
-    before = sandbox.head()
-    sandbox.git("merge", "-q", "--no-ff", "-m", "Merge lower-threshold", "lower-threshold")
-    sandbox.push("main")
+    before = sandbox.merge("lower-threshold", "Merge lower-threshold")
     release = sandbox.act("push", "release.yml", before=before)
     assert release.ok, explain(release)
     second = sandbox.head()[:7]
@@ -289,22 +257,8 @@ def test_h_daily_drift_job_opens_a_retraining_pr(sandbox: Sandbox, tmp_path: Pat
     assert pull["body"].startswith("## Drift report: DRIFT")
     artifacts = list((sandbox.root / "artifacts").glob("drift-schedule-*/drift-report/report.html"))
     assert artifacts
-    assert (
-        "data/external/windows/act-window.parquet.dvc"
-        in subprocess.run(
-            [
-                "git",
-                "--git-dir",
-                str(sandbox.root / "origin.git"),
-                "show",
-                "--stat",
-                "retrain/act-window",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    shown = origin_git(sandbox, "show", "--stat", "retrain/act-window")
+    assert "data/external/windows/act-window.parquet.dvc" in shown
 
 
 def test_e_failing_gates_on_main_deploy_nothing(sandbox: Sandbox) -> None:
@@ -312,7 +266,7 @@ def test_e_failing_gates_on_main_deploy_nothing(sandbox: Sandbox) -> None:
     assert deployed is not None
     sandbox.git("checkout", "-q", "main")
     before = sandbox.head()
-    set_params(sandbox, {"gates.floors.roc_auc": 0.99})
+    sandbox.set_params({"gates.floors.roc_auc": 0.99})
     sandbox.commit_all("Raise the roc_auc floor above the model")
     sandbox.push("main")
     run = sandbox.act("push", "release.yml", before=before, expect=["build"])
