@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
-    repo = make_repo(tmp_path_factory.mktemp("drift") / "repo")
+    # Enough test rows (1,800) for the reference of the prediction-drift test.
+    repo = make_repo(tmp_path_factory.mktemp("drift") / "repo", {"data.generator.n_rows": 6000})
     repo.run("dvc", "repro")
     return repo
 
@@ -91,7 +92,7 @@ def test_young_clients_drift_on_age_not_on_untouched_columns(trained: Repo, tmp_
 
 
 def test_prior_shift_is_seen_in_the_predictions(trained: Repo, tmp_path: Path) -> None:
-    code, summary = judge(trained, window(trained, "prior", 1000, 8, False), tmp_path)
+    code, summary = judge(trained, window(trained, "prior", 2000, 8, False), tmp_path)
     assert code == drift.DRIFT
     prediction = summary["prediction"]
     assert isinstance(prediction, dict)
