@@ -39,7 +39,7 @@ $(STAMP):
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
 install: $(STAMP) ## Create .venv and install the project with its pinned dependencies
@@ -177,7 +177,7 @@ serve: bento ## Serve the built Bento on http://127.0.0.1:$(PORT)
 	bentoml serve credit_risk:$(GIT_SHA) --host 127.0.0.1 --port $(PORT)
 
 .PHONY: test
-test: install ## Run the whole test suite (unit, data, integration)
+test: install ## Run the whole test suite (unit, data, integration, workflows under act)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast
@@ -189,7 +189,7 @@ SYSTEM_PACKAGES := jq nginx prometheus prometheus-pushgateway
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests need (jq, ...) unless already there
+system-deps: ## Install the Debian packages the tests start (nginx, prometheus, pushgateway, jq) if missing
 	@missing="$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
@@ -211,10 +211,10 @@ act-pr: install ## Run the pull_request workflows (ci, train) locally with act
 
 .PHONY: act-main
 act-main: install ## Run the push-to-main workflows (ci, release) locally with act
-	python -m scripts.act push $(ACT_ARGS)
+	python -m scripts.act push --workflow ci.yml --workflow release.yml $(ACT_ARGS)
 
 .PHONY: act-schedule
-act-schedule: install ## Run the scheduled workflows locally with act
+act-schedule: install ## Run the scheduled workflows (promote, drift) locally with act
 	python -m scripts.act schedule $(ACT_ARGS)
 
 .PHONY: lint
