@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from scripts.workspace import PROJECT_ROOT, copy_project, tool_env
+from scripts.workspace import PROJECT_ROOT, copy_project, edit_yaml, tool_env
 
 STANDINS = PROJECT_ROOT / ".github" / "act"
 # Marketplace actions and their local stand-ins (actions/checkout is handled by act itself).
@@ -352,15 +352,7 @@ class Sandbox:
 
     def set_params(self, overrides: Mapping[str, object]) -> None:
         """Rewrite the working copy's params.yaml with dotted-key overrides."""
-        path = self.work / "params.yaml"
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for dotted, value in overrides.items():
-            *parents, leaf = dotted.split(".")
-            node = raw
-            for key in parents:
-                node = node[key]
-            node[leaf] = value
-        path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        edit_yaml(self.work / "params.yaml", overrides)
 
     def merge(self, ref: str, message: str) -> str:
         """Merge ``ref`` into main and push it; the commit main was at before."""

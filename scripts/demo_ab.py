@@ -26,13 +26,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from scripts import deploy, promote
 from scripts.deploy_state import load_state
 from scripts.smoke import SmokeError, check
 from scripts.traffic import simulate
-from scripts.workspace import PROJECT_ROOT, copy_project, tool_env
+from scripts.workspace import PROJECT_ROOT, copy_project, edit_yaml, tool_env
 
 DEMO = PROJECT_ROOT / ".demo"
 
@@ -50,10 +48,7 @@ def build_challenger(threshold: float, version: str) -> Path:
             subprocess.run(command, cwd=copy, env=env, check=True, capture_output=True)
 
         run("dvc", "cache", "dir", str(PROJECT_ROOT / ".dvc" / "cache"))
-        params = copy / "params.yaml"
-        raw = yaml.safe_load(params.read_text(encoding="utf-8"))
-        raw["evaluate"]["threshold"] = threshold
-        params.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        edit_yaml(copy / "params.yaml", {"evaluate.threshold": threshold})
         run("dvc", "repro")  # ingest..train come back from the run-cache
         out = PROJECT_ROOT / "dist"
         run(
@@ -78,9 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["GITOPS_ML_RUN_DIR"] = str(DEMO / "run")
     os.environ.setdefault("GITOPS_ML_SCRAPE_INTERVAL", "2s")
     production = states / "production.yaml"
-    raw = yaml.safe_load(production.read_text(encoding="utf-8"))
-    raw["experiment"].update(min_samples_per_arm=200, challenger_weight=50)
-    production.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    edit_yaml(
+        production, {"experiment.min_samples_per_arm": 200, "experiment.challenger_weight": 50}
+    )
     try:
         for env in ("staging", "production"):
             deploy.down(env)

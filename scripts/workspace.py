@@ -6,8 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Pipeline outputs are produced by the run in the copy, never carried over.
@@ -33,6 +36,23 @@ def source_files(root: Path = PROJECT_ROOT) -> Iterator[str]:
     for name in listed.split("\0"):
         if name and not name.startswith(PIPELINE_OUTPUTS) and (root / name).is_file():
             yield name
+
+
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``raw["a"]["b"] = value`` for ``dotted == "a.b"``."""
+    *parents, last = dotted.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    node[last] = value
+
+
+def edit_yaml(path: Path, overrides: Mapping[str, Any]) -> None:
+    """Rewrite a YAML file (params.yaml, a state file) with dotted-key overrides."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for dotted, value in overrides.items():
+        set_dotted(raw, dotted, value)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
 
 
 def tool_env() -> dict[str, str]:

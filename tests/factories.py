@@ -10,6 +10,7 @@ import yaml
 
 from pipeline.generate import Window, generate
 from pipeline.params import Params, parse_params
+from scripts.workspace import set_dotted
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,15 +27,6 @@ def make_params(**overrides: Any) -> Params:
     for dotted, value in overrides.items():
         set_dotted(raw, dotted, value)
     return parse_params(raw)
-
-
-def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``raw["a"]["b"] = value`` for ``dotted == "a.b"``."""
-    *parents, last = dotted.split(".")
-    node = raw
-    for key in parents:
-        node = node[key]
-    node[last] = value
 
 
 def make_credit_frame(n: int = 200, seed: int = 0, **window: Any) -> pd.DataFrame:

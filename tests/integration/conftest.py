@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from scripts.workspace import copy_project, tool_env
-from tests.factories import set_dotted
+from scripts.workspace import copy_project, edit_yaml, tool_env
 
 SMALL = {
     "data.generator.n_rows": 2_000,
@@ -52,11 +50,7 @@ class Repo:
 
     def set_params(self, overrides: dict[str, Any]) -> None:
         """Rewrite params.yaml with dotted-key overrides."""
-        path = self.path / "params.yaml"
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for dotted, value in overrides.items():
-            set_dotted(raw, dotted, value)
-        path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        edit_yaml(self.path / "params.yaml", overrides)
 
     def md5(self, relative: str) -> str:
         """MD5 of a file in the copy."""

@@ -11,14 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from sklearn.metrics import roc_auc_score
 
 from pipeline.generate import Window, generate
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
 from scripts.act import STANDINS, Sandbox, create_sandbox
-from tests.factories import set_dotted
 from tests.integration.conftest import SMALL
 
 pytestmark = pytest.mark.integration
@@ -42,10 +40,7 @@ def roc_auc(model: Path, frame: pd.DataFrame, sandbox: Sandbox) -> float:
 
 def test_drifted_window_opens_one_retraining_pr_and_retraining_recovers(tmp_path: Path) -> None:
     sandbox = create_sandbox(tmp_path / "sandbox")
-    raw = yaml.safe_load((sandbox.work / "params.yaml").read_text())
-    for dotted, value in SMALL.items():
-        set_dotted(raw, dotted, value)
-    (sandbox.work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    sandbox.set_params(SMALL)
     sandbox.commit_all("small data")
     sandbox.baseline()
     old_model = tmp_path / "old.onnx"

@@ -25,6 +25,7 @@ from pipeline.params import load_params
 from scripts.act import ActRun, Sandbox, create_sandbox
 from scripts.smoke import free_port, request
 from scripts.traffic import simulate
+from scripts.workspace import edit_yaml
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
 
@@ -191,9 +192,9 @@ def test_g_ab_experiment_then_hourly_decision_rolls_back_a_worse_challenger(
         {"evaluate.threshold": 0.05, "gates.floors.f1": 0.0, "gates.max_regression.f1": 1.0},
     )
     production = sandbox.work / "bentos/deployments/production.yaml"
-    raw = yaml.safe_load(production.read_text(encoding="utf-8"))
-    raw["experiment"].update(min_samples_per_arm=100, challenger_weight=50)
-    production.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    edit_yaml(
+        production, {"experiment.min_samples_per_arm": 100, "experiment.challenger_weight": 50}
+    )
     sandbox.make("ci-repro")
     sandbox.commit_all("Lower the threshold; dvc.lock")
     before = sandbox.merge("lower-threshold", "Merge lower-threshold")
