@@ -28,22 +28,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.params import ParamsError, load_params
-from scripts.comment import CommentError, open_pr, repository
-from scripts.gitops import BOT, git
-
-
-def existing_pr(repo: str, branch: str) -> str | None:
-    """URL of an open PR from ``branch``, if any (gh)."""
-    listed = subprocess.run(
-        ["gh", "pr", "list", "--repo", repo, "--head", branch, "--state", "open", "--json", "url"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if listed.returncode != 0:
-        raise CommentError(f"gh pr list failed: {listed.stderr.strip()}")
-    pulls = json.loads(listed.stdout or "[]")
-    return str(pulls[0]["url"]) if pulls else None
+from scripts.comment import CommentError, open_pr_url, repository
+from scripts.gitops import git, propose
 
 
 def token_note(env: dict[str, str]) -> str | None:
@@ -82,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         repo = repository(os.environ)
         branch = f"retrain/{args.window}"
-        already = existing_pr(repo, branch)
+        already = open_pr_url(repo, branch)
         if already:
             print(f"retrain: a PR is already open for {branch}: {already}")
             return 0
@@ -95,12 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         labelled.to_parquet(target, index=False)
         for command in (["dvc", "add", str(target)], ["dvc", "push", f"{target}.dvc"]):
             subprocess.run(command, check=True, capture_output=True, text=True)
-        git("add", f"{target}.dvc", str(target.parent / ".gitignore"))
         title = f"Retrain on the drifted window {args.window} ({len(labelled)} labelled rows)"
-        git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "-q", "-m", title)
-        if os.environ.get("GH_TOKEN"):
-            subprocess.run(["gh", "auth", "setup-git"], check=False, capture_output=True)
-        git("push", "-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
         body = args.drift_dir / "pr_body.md"
         body.write_text(
             (args.drift_dir / "summary.md").read_text(encoding="utf-8")
@@ -108,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "training data; train.yml reports the retrained model against main.\n",
             encoding="utf-8",
         )
-        print(f"retrain: {open_pr(repo, branch, args.base, title, body)}")
+        tracked = [Path(f"{target}.dvc"), target.parent / ".gitignore"]
+        print(f"retrain: {propose(tracked, title, body, branch, direct=False, base=args.base)}")
     except (CommentError, ParamsError, OSError, KeyError, json.JSONDecodeError) as error:
         print(f"retrain: {error}", file=sys.stderr)
         return 1

@@ -119,26 +119,20 @@ def sticky_comment_cml(number: int, path: Path, watermark: str) -> str:
     return f"cml: {output.strip() or 'comment updated'} on #{number}"
 
 
+def open_pr_url(repo: str, head: str) -> str | None:
+    """The URL of the open PR from branch ``head``, if there is one."""
+    listed = _run(
+        ["gh", "pr", "list", "--repo", repo, "--head", head, "--state", "open", "--json", "url"]
+    )
+    open_prs = json.loads(listed or "[]")
+    return str(open_prs[0]["url"]) if open_prs else None
+
+
 def open_pr(repo: str, head: str, base: str, title: str, body_path: Path) -> str:
     """Open a PR from ``head`` unless one is open already (idempotent)."""
-    existing = _run(
-        [
-            "gh",
-            "pr",
-            "list",
-            "--repo",
-            repo,
-            "--head",
-            head,
-            "--state",
-            "open",
-            "--json",
-            "number,url",
-        ]
-    )
-    open_prs = json.loads(existing or "[]")
-    if open_prs:
-        return f"a pull request is already open for {head}: {open_prs[0]['url']}"
+    existing = open_pr_url(repo, head)
+    if existing:
+        return f"a pull request is already open for {head}: {existing}"
     url = _run(
         [
             "gh",

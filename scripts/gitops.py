@@ -1,4 +1,8 @@
-"""Propose a change of the deployment state files as a git commit: ``python -m scripts.gitops``.
+"""Propose a change of tracked files as a git commit: ``python -m scripts.gitops``.
+
+Used for the deployment state (releases, promotions) and for retraining data
+(``monitoring.retrain``).
+
 
 ``propose --title T --body-file F --branch B PATH...`` commits the changed state files and
 either opens a pull request from branch ``B`` (the default: reviewable, protected main) or,
@@ -32,19 +36,21 @@ def git(*args: str) -> str:
     return result.stdout.strip()
 
 
-def propose(paths: Sequence[Path], title: str, body: Path, branch: str, direct: bool) -> str:
-    """Commit ``paths`` and push them to main or to ``branch`` with a PR; what happened."""
+def propose(
+    paths: Sequence[Path], title: str, body: Path, branch: str, direct: bool, base: str = "main"
+) -> str:
+    """Commit ``paths`` and push them to ``base`` or to ``branch`` with a PR; what happened."""
     if not git("status", "--porcelain", "--", *map(str, paths)):
-        return "no change to the deployment state"
+        return f"no change to commit in {', '.join(map(str, paths))}"
     git("add", "--", *map(str, paths))
     git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "-q", "-m", title)
     if os.environ.get("GH_TOKEN") and shutil.which("gh"):
         subprocess.run(["gh", "auth", "setup-git"], check=False, capture_output=True)
     if direct:
-        git("push", "-q", "origin", "HEAD:refs/heads/main")
-        return f"pushed to main: {title}"
+        git("push", "-q", "origin", f"HEAD:refs/heads/{base}")
+        return f"pushed to {base}: {title}"
     git("push", "-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
-    return open_pr(repository(os.environ), branch, "main", title, body)
+    return open_pr(repository(os.environ), branch, base, title, body)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
