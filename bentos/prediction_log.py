@@ -52,14 +52,26 @@ def read_log(
     if frame.empty:
         return frame
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], format="ISO8601")
+    return in_window(frame, start, end).sort_values("timestamp", kind="stable", ignore_index=True)
+
+
+def in_window(
+    frame: pd.DataFrame, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> pd.DataFrame:
+    """The records of ``frame`` logged in ``[start, end)`` (None: unbounded)."""
+    import pandas as pd
+
+    if frame.empty:
+        return frame
     if start is not None:
         frame = frame[frame["timestamp"] >= pd.Timestamp(start)]
     if end is not None:
         frame = frame[frame["timestamp"] < pd.Timestamp(end)]
-    return frame.sort_values("timestamp", kind="stable", ignore_index=True)
+    return frame
 
 
-def _event(frame: pd.DataFrame, event: str) -> pd.DataFrame:
+def select(frame: pd.DataFrame, event: str) -> pd.DataFrame:
+    """The records of one event (:data:`PREDICTION_EVENT` or :data:`FEEDBACK_EVENT`)."""
     if frame.empty:
         return frame
     rows = frame[frame["event"] == event].drop(columns="event")
@@ -70,11 +82,11 @@ def read_predictions(
     log_dir: Path | str, start: dt.datetime | None = None, end: dt.datetime | None = None
 ) -> pd.DataFrame:
     """Predictions served in the window, with their features (see :func:`read_log`)."""
-    return _event(read_log(log_dir, start, end), PREDICTION_EVENT)
+    return select(read_log(log_dir, start, end), PREDICTION_EVENT)
 
 
 def read_feedback(
     log_dir: Path | str, start: dt.datetime | None = None, end: dt.datetime | None = None
 ) -> pd.DataFrame:
     """Feedback labels received in the window (see :func:`read_log`)."""
-    return _event(read_log(log_dir, start, end), FEEDBACK_EVENT)
+    return select(read_log(log_dir, start, end), FEEDBACK_EVENT)

@@ -38,7 +38,13 @@ from typing import Any
 
 import pandas as pd
 
-from bentos.prediction_log import read_feedback, read_predictions
+from bentos.prediction_log import (
+    FEEDBACK_EVENT,
+    PREDICTION_EVENT,
+    in_window,
+    read_log,
+    select,
+)
 from pipeline.io import read_json, read_table
 from pipeline.params import DriftTest, MonitoringParams, ParamsError, SchemaParams, load_params
 
@@ -63,10 +69,15 @@ def load_window(
     logs: Sequence[str], start: dt.datetime, end: dt.datetime, schema: SchemaParams
 ) -> Window:
     """Predictions logged in ``[start, end)`` (every log folder) with their feedback labels."""
-    predictions = pd.concat([read_predictions(log, start, end) for log in logs], ignore_index=True)
+    # One read per log: predictions of the window, feedback of any time (labels come later).
+    records = [read_log(log) for log in logs]
+    predictions = pd.concat(
+        [select(in_window(log, start, end), PREDICTION_EVENT) for log in records],
+        ignore_index=True,
+    )
     if predictions.empty:
         raise DriftJobError(f"no predictions logged in {', '.join(logs)} between {start} and {end}")
-    feedback = pd.concat([read_feedback(log) for log in logs], ignore_index=True)
+    feedback = pd.concat([select(log, FEEDBACK_EVENT) for log in records], ignore_index=True)
     frame = predictions.rename(columns={"timestamp": schema.event_time})
     if not feedback.empty and "label" in feedback:
         labels = feedback.drop_duplicates("prediction_id", keep="last")[["prediction_id", "label"]]
@@ -267,8 +278,15 @@ def render_markdown(summary: dict[str, Any]) -> str:
 
 
 def prometheus_text(summary: dict[str, Any]) -> str:
-    """The summary as Prometheus series (Pushgateway or textfile)."""
-    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+    """The summary's series in Prometheus' text format (``metrics.prom``)."""
+    from prometheus_client import generate_latest
+
+    return generate_latest(drift_registry(summary)).decode()
+
+
+def drift_registry(summary: dict[str, Any]) -> Any:
+    """The summary as Prometheus series, for the textfile and the Pushgateway."""
+    from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry()
     score = Gauge(
@@ -305,7 +323,7 @@ def prometheus_text(summary: dict[str, Any]) -> str:
             "Accuracy on the window's labelled rows",
             registry=registry,
         ).set(perf["accuracy"]["window"])
-    return generate_latest(registry).decode()
+    return registry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -395,42 +413,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if step_summary:
         with Path(step_summary).open("a", encoding="utf-8") as handle:
             handle.write(markdown)
-    text = prometheus_text(summary)
-    (args.out_dir / "metrics.prom").write_text(text, encoding="utf-8")
-    if args.pushgateway:
-        from prometheus_client import CollectorRegistry, push_to_gateway
-        from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client import generate_latest, push_to_gateway
 
-        registry = CollectorRegistry()
-        registry.register(_Families(list(text_string_to_metric_families(text))))
+    registry = drift_registry(summary)
+    (args.out_dir / "metrics.prom").write_bytes(generate_latest(registry))
+    if args.pushgateway:
         push_to_gateway(args.pushgateway, job="credit_risk_drift", registry=registry)
-    for column, values in summary["columns"].items():
+    judged = dict(summary["columns"])
+    if summary["prediction"]:
+        judged["(prediction)"] = summary["prediction"]
+    for column, values in judged.items():
         flag = "DRIFT" if values.get("drifted") else "ok"
         print(
             f"drift: {column:<16} {values['method']:<12} score {values['score']:.4f} "
             f"(threshold {values['threshold']}) {flag}"
         )
-    if summary["prediction"]:
-        values = summary["prediction"]
-        flag = "DRIFT" if values.get("drifted") else "ok"
-        print(
-            f"drift: {'(prediction)':<16} {values['method']:<12} score {values['score']:.4f} "
-            f"(threshold {values['threshold']}) {flag}"
-        )
     verdict = "DRIFT: " + ", ".join(summary["reasons"]) if summary["drift"] else "no drift"
     print(f"drift: {verdict} ({rows} rows; report {args.out_dir / 'report.html'})")
     return DRIFT if summary["drift"] else NO_DRIFT
-
-
-class _Families:
-    """A collector replaying parsed metric families (for the Pushgateway)."""
-
-    def __init__(self, families: list[Any]) -> None:
-        self.families = families
-
-    def collect(self) -> list[Any]:
-        """The families."""
-        return self.families
 
 
 if __name__ == "__main__":

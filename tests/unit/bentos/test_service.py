@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import os
@@ -9,15 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
 from bentos.prediction_log import read_feedback, read_predictions
+from monitoring.drift import load_window
 from pipeline.export import main as export_main
 from pipeline.io import write_json, write_table
 from pipeline.metrics import score
+from pipeline.params import load_params
 from pipeline.train import train
-from tests.factories import make_credit_frame, make_params
+from tests.factories import REPO_ROOT, make_credit_frame, make_params
 
 RECORD = {
     "age": 35,
@@ -177,3 +181,19 @@ def test_non_json_content_type_is_a_415(client):
     )
     assert response.status_code == 415
     assert "expected application/json, got 'multipart/form-data'" in response.text
+
+
+def test_the_drift_job_window_joins_feedback_from_the_logs(client):
+    log_dir = Path(os.environ["GITOPS_ML_LOG_DIR"])  # set by the client fixture
+    start = dt.datetime.now()
+    (first,) = post(client, "/predict", {"records": [RECORD]})[1]["predictions"]
+    (second,) = post(client, "/predict", {"records": [RECORD]})[1]["predictions"]
+    end = dt.datetime.now()
+    post(client, "/feedback", {"request_id": first["request_id"], "label": 1})
+    schema = load_params(REPO_ROOT / "params.yaml").data.schema
+    window = load_window([str(log_dir)], start, end, schema).frame
+    assert set(window["prediction_id"]) == {first["request_id"], second["request_id"]}
+    labels = dict(zip(window["prediction_id"], window[schema.target], strict=True))
+    assert labels[first["request_id"]] == 1
+    assert pd.isna(labels[second["request_id"]])
+    assert schema.event_time in window
