@@ -548,10 +548,9 @@ def down(env: str) -> None:
     print(f"deploy: {env} stopped")
 
 
-def record(env: str, tag: str, state_dir: Path) -> DeploymentState:
+def record(state: DeploymentState, tag: str, state_dir: Path) -> DeploymentState:
     """Write what a release of ``tag`` does to the environment's state file."""
-    path = state_path(env, state_dir)
-    state = load_state(path)
+    path = state_path(state.environment, state_dir)
     updated = released(state, tag)
     if updated != state:
         save_state(updated, path)
@@ -591,12 +590,9 @@ def reconcile(state: DeploymentState, state_dir: Path) -> None:
 
 def release(env: str, archive: Path, state_dir: Path) -> None:
     """Import the archive, record it in the state file as ``on_release`` says, apply."""
-    tag = (
-        import_bento(env, archive)
-        if load_state(state_path(env, state_dir)).driver == "local"
-        else bento_tag(archive)
-    )
-    reconcile(record(env, tag, state_dir), state_dir)
+    state = load_state(state_path(env, state_dir))
+    tag = import_bento(env, archive) if state.driver == "local" else bento_tag(archive)
+    reconcile(record(state, tag, state_dir), state_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -616,7 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "record":
             if args.bento_file is None or not str(args.bento_file).strip():
                 raise DeployError("record needs --bento-file")
-            record(args.env, bento_tag(args.bento_file), args.state_dir)
+            state = load_state(state_path(args.env, args.state_dir))
+            record(state, bento_tag(args.bento_file), args.state_dir)
         elif args.command == "apply":
             reconcile(load_state(state_path(args.env, args.state_dir)), args.state_dir)
         elif args.command == "down":

@@ -16,6 +16,7 @@ HTTPRoute against the vendored subset of the Gateway API v1 CRD schema
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -146,17 +147,22 @@ def render(
     return manifests
 
 
+@functools.cache
+def httproute_validator() -> Any:
+    """The vendored HTTPRoute schema's validator (read once)."""
+    schema = json.loads((SCHEMAS / "httproute_v1.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
 def validate_manifest(manifest: dict[str, Any]) -> list[str]:
     """Problems of one manifest (empty when valid), each naming the kind, name and field."""
     import kubernetes_validate
 
     where = f"{manifest.get('kind')}/{manifest.get('metadata', {}).get('name')}"
     if manifest.get("kind") == "HTTPRoute":
-        schema = json.loads((SCHEMAS / "httproute_v1.json").read_text(encoding="utf-8"))
-        validator = jsonschema.Draft202012Validator(schema)
         return [
             f"{where}: {'.'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
-            for error in validator.iter_errors(manifest)
+            for error in httproute_validator().iter_errors(manifest)
         ]
     try:
         kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
