@@ -37,14 +37,18 @@ def free_port() -> int:
         return port
 
 
-def request(url: str, payload: Any | None = None, timeout: float = 10.0) -> tuple[int, str]:
+def request(
+    url: str,
+    payload: Any | None = None,
+    timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str]:
     """GET (no payload) or POST JSON; return status and body, 4xx/5xx included."""
     data = None if payload is None else json.dumps(payload).encode()
-    # One sticky user: behind an A/B router every call of a smoke test reaches the same variant.
-    headers = {"X-User-Id": "gitops-ml-smoke-test"}
+    sent = {**(headers or {})}
     if payload is not None:
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, headers=headers)
+        sent["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return int(response.status), response.read().decode()
@@ -126,26 +130,31 @@ def example_record(metadata: dict[str, Any]) -> dict[str, Any]:
 def check(url: str) -> list[str]:
     """Run the checks against a ready service; return one line per passed check."""
     passed: list[str] = []
+    # One sticky user: behind an A/B router every call reaches the same variant.
+    sticky = {"X-User-Id": "gitops-ml-smoke-test"}
+
+    def call(path: str, payload: Any | None = None) -> tuple[int, str]:
+        return request(f"{url}{path}", payload, headers=sticky)
 
     def expect(name: str, condition: bool, detail: str) -> None:
         if not condition:
             raise SmokeError(f"{name}: {detail}")
         passed.append(name)
 
-    status, body = request(f"{url}/metadata", {})
+    status, body = call("/metadata", {})
     expect("metadata", status == 200, f"HTTP {status}: {body[:200]}")
     metadata = json.loads(body)
-    status, body = request(f"{url}/predict", {"records": [example_record(metadata)]})
+    status, body = call("/predict", {"records": [example_record(metadata)]})
     expect("predict", status == 200, f"HTTP {status}: {body[:200]}")
     (prediction,) = json.loads(body)["predictions"]
     expect("predict version", prediction["model_version"] == metadata["model_version"], body)
     expect("probability", 0.0 <= prediction["probability"] <= 1.0, body)
-    status, body = request(f"{url}/feedback", {"request_id": prediction["request_id"], "label": 1})
+    status, body = call("/feedback", {"request_id": prediction["request_id"], "label": 1})
     expect("feedback", status == 200, f"HTTP {status}: {body[:200]}")
-    status, body = request(f"{url}/predict", {"records": [{"unknown_field": 1}]})
+    status, body = call("/predict", {"records": [{"unknown_field": 1}]})
     expect("bad request rejected", 400 <= status < 500, f"HTTP {status}: {body[:200]}")
-    expect("still serving", request(f"{url}/readyz")[0] == 200, "readyz failed after a bad request")
-    status, body = request(f"{url}/metrics")
+    expect("still serving", call("/readyz")[0] == 200, "readyz failed after a bad request")
+    status, body = call("/metrics")
     series = f'credit_risk_predictions_total{{model_version="{metadata["model_version"]}"'
     expect("metrics", status == 200 and "credit_risk_feedback_total" in body, f"HTTP {status}")
     expect("metrics labels", series in body.replace(", ", ","), "no labelled prediction series")
