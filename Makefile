@@ -56,11 +56,11 @@ demo: install ## Train, export, build the Bento; deploy staging and an A/B exper
 	python -m scripts.build_bento
 	python -m scripts.smoke --serve credit_risk:$(GIT_SHA)
 	@echo
-	python -m scripts.demo_ab --bento-file dist/credit_risk-$(GIT_SHA).bento
+	python -m scripts.dev.demo_ab --bento-file dist/credit_risk-$(GIT_SHA).bento
 	@echo
 	@echo "Outputs: data/ (raw, split), metrics.json, reports/ (validation.json, plots/, figures/),"
 	@echo "         models/ (model.joblib, model.onnx, serving.json, model_card.md), dist/*.bento"
-	@echo "Next: make serve (one Bento), or python -m scripts.demo_ab --keep (staging + A/B production); see README."
+	@echo "Next: make serve (one Bento), or python -m scripts.dev.demo_ab --keep (staging + A/B production); see README."
 
 # Git reference for the regression gate and the report's diffs (CI passes origin/<base>).
 AGAINST ?= main
@@ -129,7 +129,7 @@ undeploy: install ## Stop what runs for DEPLOY_ENV
 ROWS ?= 2000
 .PHONY: traffic
 traffic: install ## Simulated traffic with feedback to DEPLOY_ENV's router (ROWS rows)
-	python -m scripts.traffic --url "$$(python -m scripts.deploy url --env "$(DEPLOY_ENV)")" --rows $(ROWS)
+	python -m scripts.dev.traffic --url "$$(python -m scripts.deploy url --env "$(DEPLOY_ENV)")" --rows $(ROWS)
 
 .PHONY: promote
 promote: install ## A/B decision for production from Prometheus; a promote/rollback is proposed as a PR
@@ -202,20 +202,20 @@ lint-workflows: install ## Lint the workflows and actions: check-jsonschema and 
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml .github/act/actions/*/action.yml
 	$(BIN)/zizmor --offline --no-progress --config .github/zizmor.yml .github
 
-# Run the real workflow files with nektos/act in a temporary clone (see scripts/act.py).
+# Run the real workflow files with nektos/act in a temporary clone (see scripts/dev/act.py).
 ACT_ARGS ?=
 
 .PHONY: act-pr
 act-pr: install ## Run the pull_request workflows (ci, train) locally with act
-	python -m scripts.act pull_request $(ACT_ARGS)
+	python -m scripts.dev.act pull_request $(ACT_ARGS)
 
 .PHONY: act-main
 act-main: install ## Run the push-to-main workflows (ci, release) locally with act
-	python -m scripts.act push --workflow ci.yml --workflow release.yml $(ACT_ARGS)
+	python -m scripts.dev.act push --workflow ci.yml --workflow release.yml $(ACT_ARGS)
 
 .PHONY: act-schedule
 act-schedule: install ## Run the scheduled workflows (promote, drift) locally with act
-	python -m scripts.act schedule $(ACT_ARGS)
+	python -m scripts.dev.act schedule $(ACT_ARGS)
 
 .PHONY: lint
 lint: install ## Run every pre-commit hook on all files (ruff, black, mypy, file checks)
@@ -226,15 +226,15 @@ bench: bench-pipeline bench-serving bench-workflows ## Run every benchmark (tabl
 
 .PHONY: bench-pipeline
 bench-pipeline: install ## Benchmark the pipeline: full run, no-op repro vs dvc status
-	python -m scripts.bench_pipeline
+	python -m scripts.dev.bench_pipeline
 
 .PHONY: bench-workflows
 bench-workflows: install ## Benchmark scenario (a): train.yml under act vs its commands run directly
-	python -m scripts.bench_workflows
+	python -m scripts.dev.bench_workflows
 
 .PHONY: bench-serving
 bench-serving: bento ## Benchmark the Bento against a FastAPI+joblib baseline with wrk
-	python -m scripts.bench_serving --bento credit_risk:$(GIT_SHA)
+	python -m scripts.dev.bench_serving --bento credit_risk:$(GIT_SHA)
 
 .PHONY: lock
 lock: install ## Re-pin requirements/constraints.txt from the current .venv

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import uuid
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
@@ -37,6 +36,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from bentos.middleware import JsonOnly, VariantHeader
 from bentos.prediction_log import FEEDBACK_EVENT, MONITOR, PREDICTION_EVENT
 from bentos.schema import MAX_RECORDS, RowCheck, record_model
+from bentos.settings import ServiceSettings
 from pipeline.onnx_model import OnnxClassifier, feeds_from_columns
 
 # A request id carries the predicted class after the dash, so feedback can be scored by
@@ -44,14 +44,11 @@ from pipeline.onnx_model import OnnxClassifier, feeds_from_columns
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}-[01]$")
 
 
-def _spec_path() -> Path:
-    default = Path(__file__).resolve().parents[1] / "models" / "serving.json"
-    return Path(os.environ.get("GITOPS_ML_SERVING_SPEC", default))
-
-
 # Read at import on purpose: the API signatures (and the OpenAPI schema) are built from
-# the model's input schema, and `bentoml build` must see the pinned model tag.
-SPEC: dict[str, Any] = json.loads(_spec_path().read_text(encoding="utf-8"))
+# the model's input schema, and `bentoml build` must see the pinned model tag; the
+# decorator's worker count and log path are settings too.
+SETTINGS = ServiceSettings.from_env()
+SPEC: dict[str, Any] = json.loads(SETTINGS.serving_spec.read_text(encoding="utf-8"))
 SCHEMA: dict[str, Any] = SPEC["schema"]
 FEATURES: list[str] = SPEC["features"]
 NUMERIC: list[str] = SPEC["numeric_features"]
@@ -119,15 +116,15 @@ class FeedbackReceipt(BaseModel):
 
 @bentoml.service(
     name="credit_risk",
-    workers=int(os.environ.get("GITOPS_ML_WORKERS", "1")),
+    workers=SETTINGS.workers,
     traffic={"timeout": 10},
     # Per-request access lines cost ~7% of a one-record request; the Prometheus
     # request metrics carry the same counts. GITOPS_ML_ACCESS_LOG=1 turns them back on.
-    logging={"access": {"enabled": os.environ.get("GITOPS_ML_ACCESS_LOG", "0") == "1"}},
+    logging={"access": {"enabled": SETTINGS.access_log}},
     monitoring={
         "enabled": True,
         "type": "default",
-        "options": {"log_path": os.environ.get("GITOPS_ML_LOG_DIR", "logs/monitoring")},
+        "options": {"log_path": SETTINGS.log_dir},
     },
 )
 class CreditRiskService:
@@ -137,12 +134,10 @@ class CreditRiskService:
 
     def __init__(self) -> None:
         # The CPUs are shared by the workers: each ONNX Runtime session gets its share.
-        workers = int(os.environ.get("GITOPS_ML_WORKERS", "1"))
-        share = max(1, len(os.sched_getaffinity(0)) // workers)
-        threads = int(os.environ.get("GITOPS_ML_THREADS", str(share)))
+        threads = SETTINGS.onnx_threads(len(os.sched_getaffinity(0)))
         self.classifier = OnnxClassifier(self.model.path_of("model.onnx"), threads=threads)
         self.version = str(SPEC["version"])
-        self.variant = os.environ.get("GITOPS_ML_VARIANT", "champion")
+        self.variant = SETTINGS.variant
         self.threshold = float(SPEC["threshold"])
         self.labels = {"model_version": self.version, "variant": self.variant}
         self.categories = {
@@ -281,5 +276,5 @@ class CreditRiskService:
 
 CreditRiskService.add_asgi_middleware(JsonOnly)  # type: ignore[attr-defined]  # added by @bentoml.service
 CreditRiskService.add_asgi_middleware(  # type: ignore[attr-defined]
-    VariantHeader, variant=os.environ.get("GITOPS_ML_VARIANT", "champion")
+    VariantHeader, variant=SETTINGS.variant
 )

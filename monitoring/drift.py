@@ -45,10 +45,18 @@ from bentos.prediction_log import (
     read_log,
     select,
 )
+from pipeline.exit_codes import ExitCode
 from pipeline.io import read_json, read_table
-from pipeline.params import DriftTest, MonitoringParams, ParamsError, SchemaParams, load_params
+from pipeline.params import (
+    DEFAULT_PARAMS_PATH,
+    DriftTest,
+    MonitoringParams,
+    Params,
+    ParamsError,
+    SchemaParams,
+    load_params,
+)
 
-NO_DRIFT, DRIFT, CANNOT_RUN = 0, 1, 2
 PROBABILITY = "probability"
 
 
@@ -326,6 +334,117 @@ def drift_registry(summary: dict[str, Any]) -> Any:
     return registry
 
 
+@dataclass(frozen=True)
+class DriftResult:
+    """What :func:`judge` found: the summary and Evidently's snapshots for the HTML reports."""
+
+    summary: dict[str, Any]
+    snapshot: Any
+    prediction_snapshot: Any | None
+
+    @property
+    def drift(self) -> bool:
+        """Whether the verdict is drift."""
+        return bool(self.summary["drift"])
+
+
+def judge(
+    window: Window,
+    reference: pd.DataFrame,
+    reference_predictions: pd.DataFrame | None,
+    reference_metrics: dict[str, Any],
+    params: Params,
+) -> DriftResult:
+    """Compare a window with the training data, the model's predictions and its metrics.
+
+    Args:
+        window: The production window (features, and probability/labels when logged).
+        reference: The training split.
+        reference_predictions: The model's test-split probabilities, if available.
+        reference_metrics: ``metrics.json`` of the serving model.
+        params: All of params.yaml (``monitoring`` and ``data.schema`` are used).
+
+    Raises:
+        DriftJobError: The window is too small or lacks feature columns.
+    """
+    settings, schema = params.monitoring, params.data.schema
+    rows = len(window.frame)
+    if rows < settings.min_rows:
+        raise DriftJobError(
+            f"window has {rows} rows, fewer than monitoring.min_rows={settings.min_rows}: "
+            "no verdict on a window this small"
+        )
+    current = window.frame
+    if rows > settings.max_rows:
+        current = current.sample(settings.max_rows, random_state=settings.seed)
+    if len(reference) > settings.max_rows:
+        reference = reference.sample(settings.max_rows, random_state=settings.seed)
+    missing = [c for c in schema.features if c not in current.columns]
+    if missing:
+        raise DriftJobError(f"window lacks feature column(s) {missing}")
+    tests = {
+        column: settings.per_column.get(column, settings.features) for column in schema.features
+    }
+    snapshot, scores = run_report(reference, current, tests, schema, settings.drift_share)
+    # The predicted probability against the model's own test-split probabilities, each
+    # sample at its true size (a two-sample test must not see resampled duplicates).
+    prediction_snapshot = None
+    if PROBABILITY in current and reference_predictions is not None:
+        prediction_snapshot, prediction_scores = run_report(
+            reference_predictions[[PROBABILITY]],
+            current[[PROBABILITY]],
+            {PROBABILITY: settings.prediction},
+            schema,
+            1.0,
+        )
+        scores.update(prediction_scores)
+    perf = performance(window.frame, schema.target, reference_metrics, settings)
+    summary = summarize(window, scores, perf, settings, rows, len(current))
+    return DriftResult(summary, snapshot, prediction_snapshot)
+
+
+def write_outputs(result: DriftResult, window: Window, schema: SchemaParams, out_dir: Path) -> str:
+    """The HTML reports, ``summary.json``/``.md``, the labelled rows and ``metrics.prom``.
+
+    Returns:
+        The summary's Markdown (for the job summary).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.snapshot.save_html(str(out_dir / "report.html"))
+    if result.prediction_snapshot is not None:
+        result.prediction_snapshot.save_html(str(out_dir / "prediction.html"))
+    (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
+    labelled = (
+        window.frame.dropna(subset=[schema.target]) if schema.target in window.frame else None
+    )
+    if labelled is not None and not labelled.empty:
+        # The retraining PR adds these rows to the training data (monitoring/retrain.py).
+        columns = [schema.event_time, *schema.features, schema.target]
+        labelled[[c for c in columns if c in labelled]].to_parquet(out_dir / "labelled.parquet")
+    markdown = render_markdown(result.summary)
+    (out_dir / "summary.md").write_text(markdown, encoding="utf-8")
+    from prometheus_client import generate_latest
+
+    (out_dir / "metrics.prom").write_bytes(generate_latest(drift_registry(result.summary)))
+    return markdown
+
+
+def print_verdict(summary: dict[str, Any], out_dir: Path) -> None:
+    """One line per judged column, then the verdict."""
+    judged = dict(summary["columns"])
+    if summary["prediction"]:
+        judged["(prediction)"] = summary["prediction"]
+    for column, values in judged.items():
+        flag = "DRIFT" if values.get("drifted") else "ok"
+        print(
+            f"drift: {column:<16} {values['method']:<12} score {values['score']:.4f} "
+            f"(threshold {values['threshold']}) {flag}"
+        )
+    verdict = "DRIFT: " + ", ".join(summary["reasons"]) if summary["drift"] else "no drift"
+    rows = summary["window"]["rows"]
+    print(f"drift: {verdict} ({rows} rows; report {out_dir / 'report.html'})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; exit 0 (no drift), 1 (drift) or 2 (could not run)."""
     parser = argparse.ArgumentParser(prog="python -m monitoring.drift", description=__doc__)
@@ -338,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     source.add_argument("--current", type=Path, help="a prepared window (Parquet/CSV)")
     parser.add_argument("--start", type=dt.datetime.fromisoformat, default=None)
     parser.add_argument("--end", type=dt.datetime.fromisoformat, default=None)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     parser.add_argument("--reference", type=Path, default=Path("data/split/train.parquet"))
     parser.add_argument(
         "--reference-predictions", type=Path, default=Path("reports/predictions.parquet")
@@ -349,88 +468,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        settings, schema = params.monitoring, params.data.schema
         if args.current is not None:
             window = Window(read_table(args.current), None, None)
         else:
             end = args.end or dt.datetime.now()
-            start = args.start or end - dt.timedelta(days=settings.window_days)
-            window = load_window(args.logs, start, end, schema)
-        rows = len(window.frame)
-        if rows < settings.min_rows:
-            raise DriftJobError(
-                f"window has {rows} rows, fewer than monitoring.min_rows={settings.min_rows}: "
-                "no verdict on a window this small"
-            )
-        current = window.frame
-        if rows > settings.max_rows:
-            current = current.sample(settings.max_rows, random_state=settings.seed)
-        reference = read_table(args.reference)
-        if len(reference) > settings.max_rows:
-            reference = reference.sample(settings.max_rows, random_state=settings.seed)
-        missing = [c for c in schema.features if c not in current.columns]
-        if missing:
-            raise DriftJobError(f"window lacks feature column(s) {missing}")
-        tests = {
-            column: settings.per_column.get(column, settings.features) for column in schema.features
-        }
-        snapshot, scores = run_report(reference, current, tests, schema, settings.drift_share)
-        # The predicted probability against the model's own test-split probabilities, each
-        # sample at its true size (a two-sample test must not see resampled duplicates).
-        prediction_snapshot = None
-        if PROBABILITY in current and args.reference_predictions.is_file():
-            predicted = read_table(args.reference_predictions)
-            prediction_snapshot, prediction_scores = run_report(
-                predicted[[PROBABILITY]],
-                current[[PROBABILITY]],
-                {PROBABILITY: settings.prediction},
-                schema,
-                1.0,
-            )
-            scores.update(prediction_scores)
-        perf = performance(window.frame, schema.target, read_json(args.metrics), settings)
+            start = args.start or end - dt.timedelta(days=params.monitoring.window_days)
+            window = load_window(args.logs, start, end, params.data.schema)
+        predictions = args.reference_predictions
+        result = judge(
+            window,
+            read_table(args.reference),
+            read_table(predictions) if predictions.is_file() else None,
+            read_json(args.metrics),
+            params,
+        )
     except (DriftJobError, ParamsError, OSError, ValueError, KeyError) as error:
         print(f"drift: could not run: {error}", file=sys.stderr)
-        return CANNOT_RUN
-    summary = summarize(window, scores, perf, settings, rows, len(current))
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    snapshot.save_html(str(args.out_dir / "report.html"))
-    if prediction_snapshot is not None:
-        prediction_snapshot.save_html(str(args.out_dir / "prediction.html"))
-    (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    labelled = (
-        window.frame.dropna(subset=[schema.target]) if schema.target in window.frame else None
-    )
-    if labelled is not None and not labelled.empty:
-        # The retraining PR adds these rows to the training data (monitoring/retrain.py).
-        columns = [schema.event_time, *schema.features, schema.target]
-        labelled[[c for c in columns if c in labelled]].to_parquet(
-            args.out_dir / "labelled.parquet"
-        )
-    markdown = render_markdown(summary)
-    (args.out_dir / "summary.md").write_text(markdown, encoding="utf-8")
+        return ExitCode.NOT_EVALUATED
+    markdown = write_outputs(result, window, params.data.schema, args.out_dir)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with Path(step_summary).open("a", encoding="utf-8") as handle:
             handle.write(markdown)
-    from prometheus_client import generate_latest, push_to_gateway
-
-    registry = drift_registry(summary)
-    (args.out_dir / "metrics.prom").write_bytes(generate_latest(registry))
     if args.pushgateway:
+        from prometheus_client import push_to_gateway
+
+        registry = drift_registry(result.summary)
         push_to_gateway(args.pushgateway, job="credit_risk_drift", registry=registry)
-    judged = dict(summary["columns"])
-    if summary["prediction"]:
-        judged["(prediction)"] = summary["prediction"]
-    for column, values in judged.items():
-        flag = "DRIFT" if values.get("drifted") else "ok"
-        print(
-            f"drift: {column:<16} {values['method']:<12} score {values['score']:.4f} "
-            f"(threshold {values['threshold']}) {flag}"
-        )
-    verdict = "DRIFT: " + ", ".join(summary["reasons"]) if summary["drift"] else "no drift"
-    print(f"drift: {verdict} ({rows} rows; report {args.out_dir / 'report.html'})")
-    return DRIFT if summary["drift"] else NO_DRIFT
+    print_verdict(result.summary, args.out_dir)
+    return ExitCode.FOUND_PROBLEM if result.drift else ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ not. Exit 0 when a PR was opened or none was warranted (said why), 1 on failure.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -27,14 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.params import ParamsError, load_params
-from scripts.comment import CommentError, open_pr_url, repository
-from scripts.gitops import git, propose
+from pipeline.exit_codes import ExitCode
+from pipeline.params import DEFAULT_PARAMS_PATH, ParamsError, load_params
+from scripts.ci.github import GitHubContext, GitHubError, git, open_pr_url, propose, repository
 
 
-def token_note(env: dict[str, str]) -> str | None:
+def token_note(context: GitHubContext) -> str | None:
     """A warning when the PR will not trigger workflows (opened with GITHUB_TOKEN)."""
-    if env.get("GITOPS_ML_RETRAIN_TOKEN_KIND") in {"app", "pat"}:
+    if context.triggers_workflows:
         return None
     return (
         "warning: no RETRAIN_APP_ID/RETRAIN_APP_KEY (GitHub App) or RETRAIN_TOKEN (PAT) is "
@@ -48,15 +48,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monitoring.retrain", description=__doc__)
     parser.add_argument("--drift-dir", type=Path, default=Path("reports/drift"))
     parser.add_argument("--window", required=True, help="window name, e.g. 2026-11-29")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     parser.add_argument("--base", default="main")
     args = parser.parse_args(argv)
+    # A retraining change is always reviewed: a PR, never a direct push.
+    context = dataclasses.replace(GitHubContext.from_env(), state_push="pr")
     try:
         params = load_params(args.params)
         summary = json.loads((args.drift_dir / "summary.json").read_text(encoding="utf-8"))
         if not summary["drift"]:
             print("retrain: no drift in the window: no PR")
-            return 0
+            return ExitCode.OK
         labelled_path = args.drift_dir / "labelled.parquet"
         labelled = pd.read_parquet(labelled_path) if labelled_path.is_file() else pd.DataFrame()
         minimum = params.monitoring.min_labelled
@@ -65,14 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"retrain: drift ({', '.join(summary['reasons'])}) but {len(labelled)} labelled "
                 f"rows (< monitoring.min_labelled={minimum}): no training data to add, no PR"
             )
-            return 0
-        repo = repository(os.environ)
+            return ExitCode.OK
+        repo = repository(context)
         branch = f"retrain/{args.window}"
         already = open_pr_url(repo, branch)
         if already:
             print(f"retrain: a PR is already open for {branch}: {already}")
-            return 0
-        note = token_note(dict(os.environ))
+            return ExitCode.OK
+        note = token_note(context)
         if note:
             print(f"retrain: {note}")
         git("checkout", "-q", "-B", branch)
@@ -90,14 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             encoding="utf-8",
         )
         tracked = [Path(f"{target}.dvc"), target.parent / ".gitignore"]
-        print(f"retrain: {propose(tracked, title, body, branch, direct=False, base=args.base)}")
-    except (CommentError, ParamsError, OSError, KeyError, json.JSONDecodeError) as error:
+        print(f"retrain: {propose(tracked, title, body, branch, context, base=args.base)}")
+    except (GitHubError, ParamsError, OSError, KeyError, json.JSONDecodeError) as error:
         print(f"retrain: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FOUND_PROBLEM
     except subprocess.CalledProcessError as error:
         print(f"retrain: {' '.join(error.cmd)} failed: {error.stderr}", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.FOUND_PROBLEM
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

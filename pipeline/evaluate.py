@@ -22,10 +22,11 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from pipeline.exit_codes import ExitCode
 from pipeline.features import target_array
 from pipeline.io import atomic_path, read_table, write_json, write_table
 from pipeline.metrics import DIGITS, Scores, baseline_probability, pr_points, roc_points, score
-from pipeline.params import ParamsError, load_params
+from pipeline.params import DEFAULT_PARAMS_PATH, ParamsError, load_params
 
 
 def metrics_document(
@@ -87,7 +88,7 @@ def _save_figures(
 def main(argv: Sequence[str] | None = None) -> int:
     """Score the model on the test split and write metrics, plots and predictions."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description=__doc__)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True, help="training split (baseline)")
     parser.add_argument("--test", type=Path, required=True)
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_labels = read_table(args.train)[schema.target].to_numpy(dtype=np.int64)
     except (ParamsError, ValueError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FOUND_PROBLEM
     model = joblib.load(args.model)
     labels = target_array(test, schema)
     # The fitted model knows its input columns; no need for the schema's feature list.
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  {'metric':<10} {'model':>9} {'baseline':>9}")
     for name, value in model_scores.to_json().items():
         print(f"  {name:<10} {value:>9.4f} {baseline_scores.to_json()[name]:>9.4f}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

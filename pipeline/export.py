@@ -31,10 +31,11 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from pipeline.exit_codes import ExitCode
 from pipeline.io import atomic_path, read_json, read_table, write_json
 from pipeline.metrics import DIGITS
 from pipeline.onnx_model import OnnxClassifier, export_onnx, feeds_from_frame
-from pipeline.params import Params, ParamsError, SchemaParams, load_params
+from pipeline.params import DEFAULT_PARAMS_PATH, Params, ParamsError, SchemaParams, load_params
 from pipeline.validate import file_md5
 
 ONNX_FILE = "model.onnx"
@@ -282,7 +283,7 @@ def register(onnx_path: Path, spec_path: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Export, check parity, write spec and card, register in the BentoML store."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.export", description=__doc__)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     parser.add_argument("--model", type=Path, help="fitted pipeline from the train stage")
     parser.add_argument("--train", type=Path, help="training split (row count and digest)")
     parser.add_argument("--test", type=Path, help="test split (parity, subgroup metrics)")
@@ -298,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.register_only:
         print(f"export: registered {register(args.onnx, args.spec)} in the BentoML store")
-        return 0
+        return ExitCode.OK
     missing = [
         f"--{n}" for n in ("model", "train", "test", "metrics", "card") if not getattr(args, n)
     ]
@@ -317,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parity = check_parity(onnx_probability, native, params.export.parity_tolerance)
     except (ParamsError, ValueError) as error:
         print(f"export: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FOUND_PROBLEM
     with atomic_path(args.onnx) as tmp:
         tmp.write_bytes(onnx_bytes)
     spec = build_spec(
@@ -339,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"export: {args.onnx} (parity {parity.max_abs_diff:.2g} over {parity.rows} rows), "
         f"BentoML model {tag}, card {args.card}"
     )
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

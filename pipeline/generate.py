@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.exit_codes import ExitCode
 from pipeline.io import atomic_path, write_table
 
 Drift = Literal["none", "covariate", "prior", "concept"]
@@ -357,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--rows: expected a positive number, got {args.rows}")
     write_dataset(args.out, args.rows, args.seed, window)
     print(f"wrote {args.rows} rows ({args.drift} drift) to {args.out}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.exit_codes import ExitCode
 from pipeline.generate import Window, write_dataset
 from pipeline.io import read_table, write_table
-from pipeline.params import ParamsError, load_params
+from pipeline.params import DEFAULT_PARAMS_PATH, ParamsError, load_params
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the raw table; the content is checked by the next stage, not here."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.ingest", description=__doc__)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     parser.add_argument("--out", type=Path, required=True, help="raw table (.parquet)")
     args = parser.parse_args(argv)
     try:
@@ -41,10 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_table(pd.concat(parts, ignore_index=True), args.out)
     except (ParamsError, ValueError, KeyError) as error:
         print(f"ingest: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FOUND_PROBLEM
     added = f" + {len(windows)} labelled window(s) from {data.windows_dir}" if windows else ""
     print(f"ingest: {data.source}{added} -> {args.out}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from pipeline.exit_codes import ExitCode
 from pipeline.io import read_table, write_table
-from pipeline.params import ParamsError, SchemaParams, SplitParams, load_params
+from pipeline.params import DEFAULT_PARAMS_PATH, ParamsError, SchemaParams, SplitParams, load_params
 from pipeline.schema import cast_frame
 from pipeline.validate import require_passed
 
@@ -72,7 +73,7 @@ def split_frame(frame: pd.DataFrame, cfg: SplitParams, schema: SchemaParams) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Read the validated raw table and write train/val/test Parquet files."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.split", description=__doc__)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     parser.add_argument("--data", type=Path, required=True, help="raw table")
     parser.add_argument("--validation", type=Path, required=True, help="validation report")
     parser.add_argument("--out-dir", type=Path, required=True)
@@ -86,13 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parts = split_frame(frame, params.split, params.data.schema)
     except (ParamsError, ValueError) as error:
         print(f"split: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FOUND_PROBLEM
     for name in PARTS:
         part: pd.DataFrame = getattr(parts, name)
         write_table(part.reset_index(drop=True), args.out_dir / f"{name}.parquet")
     sizes = ", ".join(f"{name}={len(getattr(parts, name))}" for name in PARTS)
     print(f"split ({params.split.method}): {sizes} -> {args.out_dir}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -103,6 +103,102 @@ def resolve_device(requested: str, context: DistributedContext) -> torch.device:
     return torch.device("cuda", context.local_rank)
 
 
+def wrap_distributed(
+    module: nn.Module, device: torch.device, context: DistributedContext
+) -> nn.Module:
+    """Under torchrun with several processes, join the process group and wrap in DDP.
+
+    NCCL on CUDA, gloo on CPU; a single process gets the module back unchanged.
+    """
+    if not context.is_distributed:
+        return module
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return nn.parallel.DistributedDataParallel(
+        module, device_ids=[device.index] if device.type == "cuda" else None
+    )
+
+
+def make_loader(
+    X: np.ndarray,
+    y: np.ndarray,
+    cfg: TorchParams,
+    seed: int,
+    context: DistributedContext,
+    device: torch.device,
+) -> tuple[
+    DataLoader[tuple[torch.Tensor, ...]], DistributedSampler[tuple[torch.Tensor, ...]] | None
+]:
+    """The training batches: shuffled with ``seed``, one shard per rank under DDP.
+
+    Returns:
+        The loader and, under DDP, its sampler (which needs ``set_epoch`` every epoch).
+    """
+    dataset = TensorDataset(
+        torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+    )
+    sampler: DistributedSampler[tuple[torch.Tensor, ...]] | None = (
+        DistributedSampler(dataset, shuffle=True, seed=seed) if context.is_distributed else None
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+        pin_memory=device.type == "cuda",
+    )
+    return loader, sampler
+
+
+@dataclass
+class EpochRunner:
+    """One pass over the training batches: forward, loss, backward and step (AMP on CUDA)."""
+
+    network: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    use_amp: bool
+    context: DistributedContext
+    loss_fn: nn.Module = field(default_factory=nn.BCEWithLogitsLoss)
+
+    def run(self, loader: DataLoader[tuple[torch.Tensor, ...]], description: str) -> float:
+        """Train for one epoch; the mean training loss over every rank's rows."""
+        self.network.train()
+        total, seen = 0.0, 0
+        bar = tqdm(
+            loader,
+            desc=description,
+            disable=not self.context.is_main,
+            leave=False,
+            mininterval=1.0,
+        )
+        for features, labels in bar:
+            features = features.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(
+                device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp
+            ):
+                loss = self.loss_fn(self.network(features), labels)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += float(loss.detach()) * len(labels)
+            seen += len(labels)
+        if self.context.is_distributed:
+            # Each rank saw its own shard: report the loss over all of them.
+            sums = torch.tensor([total, float(seen)], device=self.device)
+            torch.distributed.all_reduce(sums)
+            total, seen = float(sums[0]), int(sums[1])
+        return total / seen
+
+
 class TabularMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
     """Binary classifier trained with torch; ``predict_proba`` runs on CPU.
 
@@ -137,71 +233,23 @@ class TabularMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         device = resolve_device(cfg.device, context)
         use_amp = cfg.amp and device.type == "cuda"
         module = MLP(X.shape[1], cfg.hidden_sizes, cfg.dropout).to(device)
-        network: nn.Module = module
-        if context.is_distributed:
-            if device.type == "cuda":
-                torch.cuda.set_device(device)
-            if not torch.distributed.is_initialized():
-                backend = "nccl" if device.type == "cuda" else "gloo"
-                torch.distributed.init_process_group(backend=backend)
-            network = nn.parallel.DistributedDataParallel(
-                module, device_ids=[device.index] if device.type == "cuda" else None
-            )
-        dataset = TensorDataset(
-            torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+        network = wrap_distributed(module, device, context)
+        loader, sampler = make_loader(X, y, cfg, self.seed, context, device)
+        epoch_runner = EpochRunner(
+            network,
+            torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
+            torch.amp.GradScaler("cuda", enabled=use_amp),
+            device,
+            use_amp,
+            context,
         )
-        sampler: DistributedSampler[tuple[torch.Tensor, ...]] | None = (
-            DistributedSampler(dataset, shuffle=True, seed=self.seed)
-            if context.is_distributed
-            else None
-        )
-        generator = torch.Generator().manual_seed(self.seed)
-        loader = DataLoader(
-            dataset,
-            batch_size=cfg.batch_size,
-            shuffle=sampler is None,
-            sampler=sampler,
-            num_workers=cfg.num_workers,
-            worker_init_fn=seed_worker,
-            generator=generator,
-            pin_memory=device.type == "cuda",
-        )
-        optimizer = torch.optim.AdamW(
-            network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-        )
-        loss_fn = nn.BCEWithLogitsLoss()
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         history: list[dict[str, float]] = []
         best_loss, best_state, stale = float("inf"), copy.deepcopy(module.state_dict()), 0
         for epoch in range(cfg.epochs):
             if sampler is not None:
                 sampler.set_epoch(epoch)
-            network.train()
-            total, seen = 0.0, 0
-            bar = tqdm(
-                loader,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                disable=not context.is_main,
-                leave=False,
-                mininterval=1.0,
-            )
-            for features, labels in bar:
-                features = features.to(device, non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                    loss = loss_fn(network(features), labels)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                total += float(loss.detach()) * len(labels)
-                seen += len(labels)
-            if context.is_distributed:
-                # Each rank saw its own shard: report the loss over all of them.
-                sums = torch.tensor([total, float(seen)], device=device)
-                torch.distributed.all_reduce(sums)
-                total, seen = float(sums[0]), int(sums[1])
-            record = {"epoch": float(epoch + 1), "train_loss": total / seen}
+            train_loss = epoch_runner.run(loader, f"epoch {epoch + 1}/{cfg.epochs}")
+            record = {"epoch": float(epoch + 1), "train_loss": train_loss}
             if eval_set is not None:
                 # Every rank scores the full validation set, so all take the same
                 # early-stopping decision without communicating.

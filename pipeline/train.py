@@ -24,9 +24,10 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from pipeline.exit_codes import ExitCode
 from pipeline.features import build_preprocessor, feature_frame, target_array
 from pipeline.io import atomic_path, read_table
-from pipeline.params import Params, ParamsError, SklearnParams, load_params
+from pipeline.params import DEFAULT_PARAMS_PATH, Params, ParamsError, SklearnParams, load_params
 
 
 def _sklearn_classifier(
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train and write the model (rank 0 only under torchrun)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     parser.add_argument("--train", type=Path, required=True, help="training split")
     parser.add_argument("--val", type=Path, required=True, help="validation split")
     parser.add_argument("--model", type=Path, required=True, help="fitted model to write")
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = load_params(args.params)
     except ParamsError as error:
         print(f"train: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FOUND_PROBLEM
     distributed = params.train.model == "torch" and params.train.torch.gpus > 1
     if distributed and "LOCAL_RANK" not in os.environ:
         return _relaunch_under_torchrun(argv, params.train.torch.gpus)
@@ -110,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = train(read_table(args.train), read_table(args.val), params)
     except ValueError as error:
         print(f"train: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FOUND_PROBLEM
     finally:
         if distributed:
             import torch.distributed as dist
@@ -121,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with atomic_path(args.model) as tmp:
             joblib.dump(model, tmp)
         print(f"train: {params.train.model} model -> {args.model}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.exit_codes import ExitCode
 from pipeline.io import read_json, read_table, write_json
-from pipeline.params import ParamsError, SchemaParams, load_params
+from pipeline.params import DEFAULT_PARAMS_PATH, ParamsError, SchemaParams, load_params
 from pipeline.schema import validate_frame
 
 
@@ -70,7 +71,7 @@ def require_passed(report_path: Path, data_path: Path, schema: SchemaParams) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Validate, write the report, and exit 1 with the problems when the data is bad."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.validate", description=__doc__)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     parser.add_argument("--data", type=Path, required=True, help="raw table")
     parser.add_argument("--report", type=Path, required=True, help="JSON report to write")
     args = parser.parse_args(argv)
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         frame = read_table(args.data)
     except (ParamsError, ValueError) as error:
         print(f"validate: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FOUND_PROBLEM
     report, _ = validate_frame(frame, schema)
     fingerprint = {
         "data": str(args.data),
@@ -97,9 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for problem in report.problems:
             print(f"  {problem.message()}", file=sys.stderr)
-        return 1
+        return ExitCode.FOUND_PROBLEM
     print(f"validate: {report.n_rows} rows, {report.n_columns} columns passed ({args.report})")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -1,1 +1,31 @@
-"""Glue the GitHub workflows call; every script also runs on a laptop."""
+"""The commands the workflows call, over the delivery and pull-request logic they use.
+
+Each top-level module is a thin command — argparse, one call, an exit code
+(:class:`pipeline.exit_codes.ExitCode`) — that also runs on a laptop:
+
+=====================  =================================================================
+command                logic it calls
+=====================  =================================================================
+``scripts.deploy``     :mod:`scripts.cd.reconcile` (release, record, apply) and
+                       :mod:`scripts.cd.local_driver` (status, url, down)
+``scripts.promote``    :mod:`scripts.cd.prometheus` (figures), :mod:`scripts.cd.promotion`
+                       (THE A/B rule), :mod:`scripts.ci.github` (the proposal)
+``scripts.k8s``        :mod:`scripts.cd.kubernetes`
+``scripts.smoke``      :mod:`scripts.cd.checks`
+``scripts.build_bento``, ``scripts.image``   :mod:`scripts.cd.bento_store`
+``scripts.gates``      :mod:`scripts.ci.gates`
+``scripts.report``     :mod:`scripts.ci.pr_report`
+``scripts.comment``, ``scripts.gitops``      :mod:`scripts.ci.github`
+=====================  =================================================================
+
+Packages:
+
+* ``scripts.cd`` — continuous delivery: desired state -> running system -> A/B decision;
+* ``scripts.ci`` — what a pull request gets: dvc diffs, gates, report, the GitHub client;
+* ``scripts.dev`` — laptop and test tooling no workflow calls: the act harness, the demo,
+  simulated traffic, the A/B simulation, benchmarks (``python -m scripts.dev.<name>``).
+
+The import rule (``tests/unit/test_import_rule.py`` enforces it): commands import ``cd``
+and ``ci``, never each other; ``cd`` and ``ci`` never import a command or ``dev``; ``ci``
+never imports ``cd``; no product package imports ``tests``.
+"""

@@ -12,21 +12,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
+from pipeline.exit_codes import ExitCode
 from pipeline.export import git_short_sha, register
 from pipeline.io import read_json
-
-
-def bentofile_name(path: Path) -> str:
-    """The Bento name declared in a bentofile."""
-    with path.open(encoding="utf-8") as handle:
-        return str(yaml.safe_load(handle)["name"])
+from scripts.cd.bento_store import build
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,27 +34,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in (args.onnx, args.spec):
         if not path.is_file():
             print(f"build_bento: {path} not found; run `dvc repro` or `dvc pull`", file=sys.stderr)
-            return 1
-    import bentoml
-
+            return ExitCode.NOT_EVALUATED
     model_tag = register(args.onnx, args.spec)
     git_sha = git_short_sha()
-    version = args.version or git_sha
-    # A rebuild of the same commit replaces the earlier Bento (the model may differ).
-    with contextlib.suppress(bentoml.exceptions.NotFound):
-        bentoml.bentos.delete(f"{bentofile_name(args.bentofile)}:{version}")
-    bento = bentoml.bentos.build_bentofile(
-        str(args.bentofile),
-        version=version,
-        labels={"git_sha": git_sha, "model_tag": model_tag.replace(":", "_")},
-    )
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    archive = args.out_dir / f"{bento.tag.name}-{bento.tag.version}.bento"
-    bentoml.bentos.export_bento(bento.tag, str(archive.resolve()))
-    print(f"bento {bento.tag} (model {model_tag}) -> {archive}")
+    labels = {"git_sha": git_sha, "model_tag": model_tag.replace(":", "_")}
+    tag, archive = build(args.bentofile, args.version or git_sha, labels, args.out_dir)
+    print(f"bento {tag} (model {model_tag}) -> {archive}")
     spec = read_json(args.spec)
     print(f"model metrics: roc_auc={spec['metrics']['model']['roc_auc']}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -8,23 +8,13 @@ Bento archive stays the release artifact. It never skips silently.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts.deploy import DeployError, bento_tag
-
-
-def docker_available() -> bool:
-    """Whether a Docker engine answers (the client alone is not enough)."""
-    try:
-        result = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+from pipeline.exit_codes import ExitCode
+from scripts.cd.bento_store import bento_tag, containerize, docker_available
+from scripts.cd.errors import DeliveryError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,32 +25,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         tag = bento_tag(args.bento_file)
-    except DeployError as error:
+        if not docker_available():
+            print(
+                f"::notice::image: SKIPPED containerizing {tag}: no Docker engine on this runner "
+                "(`bentoml containerize` needs one; GitHub-hosted runners have it). "
+                f"The release artifact is {args.bento_file}."
+            )
+            return ExitCode.OK
+        image = args.push or tag.replace(":", "-")
+        containerize(args.bento_file, image, push=bool(args.push))
+    except DeliveryError as error:
         print(f"image: {error}", file=sys.stderr)
-        return 1
-    if not docker_available():
-        print(
-            f"::notice::image: SKIPPED containerizing {tag}: no Docker engine on this runner "
-            "(`bentoml containerize` needs one; GitHub-hosted runners have it). "
-            f"The release artifact is {args.bento_file}."
-        )
-        return 0
-    image = args.push or tag.replace(":", "-")
-    with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "BENTOML_HOME": home}
-        commands = [
-            ["bentoml", "import", str(args.bento_file.resolve())],
-            ["bentoml", "containerize", tag, "--image-tag", image],
-        ]
-        if args.push:
-            commands.append(["docker", "push", image])
-        for command in commands:
-            print("image: " + " ".join(command), flush=True)
-            if subprocess.run(command, env=env, check=False).returncode != 0:
-                print(f"image: {' '.join(command[:2])} failed", file=sys.stderr)
-                return 1
+        return ExitCode.FOUND_PROBLEM
     print(f"image: {image}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import validate
 from pipeline.schema import build_schema, cast_frame, coerce_frame, validate_frame
-from tests.factories import make_credit_frame, make_params
+from tests.helpers import make_credit_frame, make_params
 
 SCHEMA = make_params().data.schema
 

@@ -1,73 +1,10 @@
-"""A temporary copy of the repository where the real `dvc` and `python -m pipeline.*` run."""
+"""Fixtures shared by the integration tests (helpers live in tests/helpers.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from scripts.workspace import copy_project, edit_yaml, tool_env
-
-SMALL = {
-    "data.generator.n_rows": 2_000,
-    "train.sklearn.n_estimators": 30,
-    "train.torch.epochs": 3,
-    "train.torch.lr": 0.005,
-}
-
-
-@dataclass
-class Repo:
-    """A git + DVC working copy of the project."""
-
-    path: Path
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a command in the copy with the project's venv first on PATH."""
-        result = subprocess.run(
-            list(args), cwd=self.path, env=self.env(), capture_output=True, text=True, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(args)} exited {result.returncode}\n"
-                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-            )
-        return result
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment for commands in this copy: its own BentoML store, nothing tracked."""
-        return {
-            **tool_env(),
-            "BENTOML_HOME": str(self.path / ".bentoml"),
-            "BENTOML_DO_NOT_TRACK": "true",
-            **extra,
-        }
-
-    def set_params(self, overrides: dict[str, Any]) -> None:
-        """Rewrite params.yaml with dotted-key overrides."""
-        edit_yaml(self.path / "params.yaml", overrides)
-
-    def md5(self, relative: str) -> str:
-        """MD5 of a file in the copy."""
-        return hashlib.md5((self.path / relative).read_bytes(), usedforsecurity=False).hexdigest()
-
-    def clone_to(self, destination: Path) -> Repo:
-        """Copy the working copy (with its DVC cache) to a new place."""
-        shutil.copytree(self.path, destination, symlinks=True)
-        return Repo(destination)
-
-
-def make_repo(destination: Path, overrides: dict[str, Any] | None = None) -> Repo:
-    """Copy the project to ``destination`` with small data and the given param overrides."""
-    repo = Repo(copy_project(destination))
-    repo.set_params({**SMALL, **(overrides or {})})
-    repo.run("git", "commit", "-q", "-am", "small data for tests")
-    return repo
+from tests.helpers import Repo, make_repo
 
 
 @pytest.fixture(scope="module")

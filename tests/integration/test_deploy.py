@@ -11,14 +11,21 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from scripts import deploy, promote
-from scripts.deploy_state import DeploymentState, parse_state, save_state
-from scripts.smoke import free_port
-from scripts.traffic import simulate
-from tests.integration.conftest import make_repo
+from pipeline.exit_codes import ExitCode
+from scripts import promote
+from scripts.cd import local_driver, prometheus
+from scripts.cd.bento_store import import_bento
+from scripts.cd.errors import DeployError
+from scripts.cd.processes import free_port
+from scripts.cd.promotion import Decision, decide, decide_experiment
+from scripts.cd.runtime import DriverSettings, Running
+from scripts.cd.state import DeploymentState, parse_state, save_state
+from scripts.dev.traffic import simulate
+from tests.helpers import make_repo
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +53,18 @@ def environment(
     monkeypatch.setenv("GITOPS_ML_PRODUCTION_PROMETHEUS_PORT", str(free_port()))
     monkeypatch.setenv("GITOPS_ML_SCRAPE_INTERVAL", "1s")
     for archive in bentos.values():
-        deploy.import_bento("production", archive)
+        import_bento(local_driver.store(DriverSettings.from_env(), "production"), archive)
     yield "production"
-    deploy.down("production")
+    local_driver.down(DriverSettings.from_env(), "production")
+
+
+def apply(state: DeploymentState) -> Running:
+    """``apply`` with the settings the environment fixture put in the environment."""
+    return local_driver.apply(DriverSettings.from_env(), state)
+
+
+def status(environment: str) -> dict[str, Any]:
+    return local_driver.status(DriverSettings.from_env(), environment)
 
 
 def production(variants: list[tuple[str, str, int]], min_samples: int = 100) -> DeploymentState:
@@ -86,7 +102,7 @@ def predict(url: str, user: str | None = None) -> tuple[int, str]:
 
 
 def test_split_is_weighted_and_sticky(environment: str) -> None:
-    running = deploy.apply(
+    running = apply(
         production([("champion", "credit_risk:good", 70), ("challenger", "credit_risk:bad", 30)])
     )
     served = Counter(predict(running.url)[1] for _ in range(3000))
@@ -100,7 +116,7 @@ def test_dead_challenger_fails_over_then_apply_restores_it(environment: str) -> 
     state = production(
         [("champion", "credit_risk:good", 50), ("challenger", "credit_risk:bad", 50)]
     )
-    running = deploy.apply(state)
+    running = apply(state)
     results: list[tuple[float, int]] = []
     stop = threading.Event()
 
@@ -121,19 +137,19 @@ def test_dead_challenger_fails_over_then_apply_restores_it(environment: str) -> 
     after = [status for moment, status in results if moment > killed + 2.0]
     assert after
     assert after.count(200) == len(after)
-    report = deploy.status(environment)
+    report = status(environment)
     assert report["healthy"] is False
     assert report["variants"]["challenger"]["alive"] is False
-    restored = deploy.apply(state)
+    restored = apply(state)
     assert restored.variants["challenger"].pid != running.variants["challenger"].pid
-    assert deploy.status(environment)["healthy"] is True
+    assert status(environment)["healthy"] is True
     assert restored.variants["champion"].pid == running.variants["champion"].pid  # untouched
 
 
 def test_unknown_bento_is_refused_and_nothing_changes(environment: str) -> None:
-    running = deploy.apply(production([("champion", "credit_risk:good", 100)]))
-    with pytest.raises(deploy.DeployError, match=r"variants\.1\.bento: credit_risk:nope is not in"):
-        deploy.apply(
+    running = apply(production([("champion", "credit_risk:good", 100)]))
+    with pytest.raises(DeployError, match=r"variants\.1\.bento: credit_risk:nope is not in"):
+        apply(
             production(
                 [("champion", "credit_risk:good", 90), ("challenger", "credit_risk:nope", 10)]
             )
@@ -141,18 +157,13 @@ def test_unknown_bento_is_refused_and_nothing_changes(environment: str) -> None:
     assert predict(running.url)[0] == 200
 
 
-def decide_after_traffic(environment: str, state: DeploymentState, rows: int) -> promote.Decision:
-    running = deploy.apply(state)
+def decide_after_traffic(environment: str, state: DeploymentState, rows: int) -> Decision:
+    running = apply(state)
     simulate(running.url, rows=rows, users=300, feedback_fraction=1.0, seed=3)
     time.sleep(3.0)  # two scrapes
     assert running.experiment_started is not None
-    measured = promote.figures(running.prometheus_url, running.experiment_started, time.time())
-    return promote.decide(
-        measured.get("champion", promote.EMPTY),
-        measured.get("challenger", promote.EMPTY),
-        state.experiment,
-        0.5,
-    )
+    measured = prometheus.figures(running.prometheus_url, running.experiment_started, time.time())
+    return decide_experiment(state, measured, 0.5)
 
 
 def test_better_challenger_is_promoted(environment: str, tmp_path: Path) -> None:
@@ -175,12 +186,12 @@ def test_worse_challenger_is_rolled_back_and_thin_data_continues(environment: st
         [("champion", "credit_risk:good", 50), ("challenger", "credit_risk:bad", 50)],
         min_samples=100_000,
     )
-    decision = promote.decide(decision.champion, decision.challenger, thin.experiment, 1.0)
+    decision = decide(decision.champion, decision.challenger, thin.experiment, 1.0)
     assert decision.outcome == "continue"
     assert "insufficient data" in decision.reason
 
 
-def test_promote_cli_writes_the_state_and_exits_3_without_prometheus(
+def test_promote_cli_writes_the_state_and_exits_2_without_prometheus(
     environment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state_dir = tmp_path / "deployments"
@@ -188,7 +199,7 @@ def test_promote_cli_writes_the_state_and_exits_3_without_prometheus(
         [("champion", "credit_risk:bad", 50), ("challenger", "credit_risk:good", 50)]
     )
     save_state(state, state_dir / "production.yaml")
-    running = deploy.apply(state)
+    running = apply(state)
     simulate(running.url, rows=600, users=300, feedback_fraction=1.0, seed=5)
     time.sleep(3.0)
     args = ["--env", "production", "--state-dir", str(state_dir), "--out", str(tmp_path / "p.json")]
@@ -197,4 +208,5 @@ def test_promote_cli_writes_the_state_and_exits_3_without_prometheus(
     assert "credit_risk:bad" not in text
     assert "bento: credit_risk:good\n  weight: 100" in text
     save_state(state, state_dir / "production.yaml")
-    assert promote.main([*args, "--prometheus-url", f"http://127.0.0.1:{free_port()}"]) == 3
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    assert promote.main([*args, "--prometheus-url", unreachable]) == ExitCode.NOT_EVALUATED

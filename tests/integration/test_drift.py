@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 
 from monitoring import drift
+from pipeline.exit_codes import ExitCode
 from pipeline.generate import Window, generate
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
-from scripts.smoke import free_port, request, wait_ready
-from tests.integration.conftest import Repo, make_repo
+from scripts.cd.checks import request, wait_ready
+from scripts.cd.processes import free_port
+from tests.helpers import Repo, make_repo
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +62,9 @@ def judge(repo: Repo, frame: pd.DataFrame, out: Path, *extra: str) -> tuple[int,
             *extra,
         ]
     )
-    summary = json.loads((out / "summary.json").read_text()) if code != drift.CANNOT_RUN else {}
+    summary = (
+        json.loads((out / "summary.json").read_text()) if code != ExitCode.NOT_EVALUATED else {}
+    )
     return code, summary
 
 
@@ -70,14 +74,14 @@ def test_same_distribution_rarely_alarms(trained: Repo, tmp_path: Path) -> None:
         code, _ = judge(
             trained, window(trained, "none", 1000, 100 + seed, False), tmp_path / str(seed)
         )
-        assert code in (drift.NO_DRIFT, drift.DRIFT)
-        alarms += code == drift.DRIFT
+        assert code in (ExitCode.OK, ExitCode.FOUND_PROBLEM)
+        alarms += code == ExitCode.FOUND_PROBLEM
     assert alarms <= 2  # at most 10 % of 20 windows
 
 
 def test_young_clients_drift_on_age_not_on_untouched_columns(trained: Repo, tmp_path: Path) -> None:
     code, summary = judge(trained, window(trained, "covariate", 1000, 7, False), tmp_path)
-    assert code == drift.DRIFT
+    assert code == ExitCode.FOUND_PROBLEM
     columns = summary["columns"]
     assert isinstance(columns, dict)
     assert columns["age"]["drifted"] is True
@@ -93,7 +97,7 @@ def test_young_clients_drift_on_age_not_on_untouched_columns(trained: Repo, tmp_
 
 def test_prior_shift_is_seen_in_the_predictions(trained: Repo, tmp_path: Path) -> None:
     code, summary = judge(trained, window(trained, "prior", 2000, 8, False), tmp_path)
-    assert code == drift.DRIFT
+    assert code == ExitCode.FOUND_PROBLEM
     prediction = summary["prediction"]
     assert isinstance(prediction, dict)
     assert prediction["drifted"] is True
@@ -108,7 +112,7 @@ def test_concept_drift_shows_as_an_accuracy_drop_not_covariate_drift(
     assert isinstance(performance, dict)
     assert dataset["drifted"] is False
     assert performance["degraded"] is True
-    assert code == drift.DRIFT
+    assert code == ExitCode.FOUND_PROBLEM
     assert summary["reasons"] == ["performance drop"]
 
 
@@ -116,7 +120,7 @@ def test_a_tiny_window_gets_no_verdict(
     trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _ = judge(trained, window(trained, "covariate", 100, 3, False), tmp_path)
-    assert code == drift.CANNOT_RUN
+    assert code == ExitCode.NOT_EVALUATED
     assert "fewer than monitoring.min_rows=500" in capsys.readouterr().err
 
 
@@ -131,7 +135,7 @@ def test_scores_reach_a_real_pushgateway(trained: Repo, tmp_path: Path) -> None:
         wait_ready(f"http://127.0.0.1:{port}", path="/-/ready")
         frame = window(trained, "covariate", 1000, 7, False)
         code, _ = judge(trained, frame, tmp_path, "--pushgateway", f"127.0.0.1:{port}")
-        assert code == drift.DRIFT
+        assert code == ExitCode.FOUND_PROBLEM
         _, text = request(f"http://127.0.0.1:{port}/metrics")
         lines = [
             line

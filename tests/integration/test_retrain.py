@@ -16,8 +16,8 @@ from sklearn.metrics import roc_auc_score
 from pipeline.generate import Window, generate
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
-from scripts.act import STANDINS, Sandbox, create_sandbox
-from tests.integration.conftest import SMALL
+from scripts.dev.act import STANDINS, Sandbox, create_sandbox
+from tests.helpers import SMALL
 
 pytestmark = pytest.mark.integration
 

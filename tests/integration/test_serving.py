@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 from bentos.prediction_log import read_feedback, read_predictions
-from scripts.smoke import check, free_port, request, served
-from tests.integration.conftest import Repo, make_repo
+from scripts.cd.checks import check, request, served
+from scripts.cd.processes import free_port
+from tests.helpers import Repo, make_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import joblib
 import pandas as pd
 import pytest
 
-from tests.integration.conftest import Repo, make_repo
+from tests.helpers import Repo, make_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TORCH = {"train.model": "torch", "train.torch.device": "cpu"}

@@ -1,4 +1,4 @@
-"""The real workflow files, run by act in a sandbox clone (scripts/act.py).
+"""The real workflow files, run by act in a sandbox clone (scripts/dev/act.py).
 
 One sandbox for the module, in the order a team lives it: main has a baseline model; PR
 (a) improves it (first push: report posted, dvc.lock to sync; second push: the same
@@ -22,10 +22,11 @@ import yaml
 from pipeline.generate import Window, generate
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
-from scripts.act import ActRun, Sandbox, create_sandbox
-from scripts.smoke import free_port, request
-from scripts.traffic import simulate
-from scripts.workspace import edit_yaml
+from scripts.cd.checks import request
+from scripts.cd.processes import free_port
+from scripts.dev.act import ActRun, Sandbox, create_sandbox
+from scripts.dev.traffic import simulate
+from scripts.dev.workspace import edit_yaml
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
 

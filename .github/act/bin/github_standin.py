@@ -1,6 +1,6 @@
 """Recording stand-ins for `cml` and `gh`: GitHub's API is the one boundary act cannot reach.
 
-Only the calls ``scripts/comment.py`` makes are implemented; anything else exits 2 with a
+Only the calls ``scripts/ci/github.py`` makes are implemented; anything else exits 2 with a
 message, so a new call cannot pass unnoticed. State lives in ``$GITOPS_ML_RECORD/github.json``
 (comments and pull requests, as GitHub would hold them) and every call is appended to
 ``$GITOPS_ML_RECORD/calls.jsonl``; tests read both.

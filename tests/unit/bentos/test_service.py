@@ -21,7 +21,7 @@ from pipeline.io import write_json, write_table
 from pipeline.metrics import score
 from pipeline.params import load_params
 from pipeline.train import train
-from tests.factories import REPO_ROOT, make_credit_frame, make_params
+from tests.helpers import REPO_ROOT, make_credit_frame, make_params
 
 RECORD = {
     "age": 35,

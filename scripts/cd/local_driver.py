@@ -1,0 +1,230 @@
+"""The ``local`` driver: one host runs an environment (``make demo``, the tests, one server).
+
+For each variant, ``bentoml serve`` on a loopback port with ``GITOPS_ML_VARIANT`` set;
+nginx in front (:mod:`scripts.cd.nginx`); Prometheus scraping every variant
+(:mod:`scripts.cd.prometheus`). PIDs, generated configs, logs and the environment's BentoML
+store live under its run directory (:class:`scripts.cd.runtime.DriverSettings`).
+
+:func:`apply` is idempotent and ordered — start and health-check new variants, then shift
+traffic (nginx reload), then stop what was replaced or removed; a crashed variant is
+restarted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from scripts.cd import nginx, prometheus
+from scripts.cd.bento_store import bentoml_command, known_bentos, store_env
+from scripts.cd.checks import wait_ready
+from scripts.cd.errors import DeployError, SmokeError
+from scripts.cd.processes import alive, free_port, spawn, stop
+from scripts.cd.runtime import DriverSettings, Process, Running, load_running, save_running
+from scripts.cd.state import DeploymentState
+
+TOOLS = {"nginx": "nginx", "prometheus": "prometheus"}  # command -> Debian package
+
+
+def require_tools() -> None:
+    """Nginx and prometheus on PATH; installed with apt when root, else the command to run."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if not missing:
+        return
+    packages = " ".join(TOOLS[tool] for tool in missing)
+    command = f"apt-get update && apt-get install -y --no-install-recommends {packages}"
+    if os.geteuid() != 0:
+        raise DeployError(f"{', '.join(missing)} not found; install with: sudo {command}")
+    print(f"deploy: installing {packages}")
+    subprocess.run(["bash", "-c", command], check=True, capture_output=True)
+
+
+def store(settings: DriverSettings, env: str) -> Path:
+    """The environment's BentoML store."""
+    return settings.run_dir(env) / "bentoml"
+
+
+def start_variant(settings: DriverSettings, env: str, name: str, bento: str) -> Process:
+    """``bentoml serve`` one variant on a free loopback port, detached; wait until ready."""
+    directory = settings.run_dir(env)
+    port = free_port()
+    log = directory / "logs" / f"{name}-{bento.replace(':', '-')}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # Each server gets its own BENTOML_HOME sharing the environment's store: BentoML keeps
+    # prometheus_client's multiprocess files there, and two servers sharing them report
+    # each other's counters.
+    shared = store(settings, env)
+    home = directory / "homes" / f"{name}-{port}"
+    home.mkdir(parents=True, exist_ok=True)
+    for kind in ("bentos", "models"):
+        (shared / kind).mkdir(parents=True, exist_ok=True)
+        if not (home / kind).exists():
+            (home / kind).symlink_to(shared / kind)
+    server_env = {
+        **store_env(home),
+        "GITOPS_ML_VARIANT": name,
+        "GITOPS_ML_LOG_DIR": str(directory / "logs" / "predictions" / name),
+    }
+    # Detached: it outlives the caller (a workflow step), like a service would.
+    pid = spawn(
+        [bentoml_command(), "serve", bento, "--host", "127.0.0.1", "--port", str(port)],
+        server_env,
+        log,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}")
+    except SmokeError as error:
+        stop(pid)
+        raise DeployError(f"{name} ({bento}) did not become ready: {error} (log: {log})") from error
+    print(f"deploy: {env}/{name} serves {bento} on port {port} (pid {pid})")
+    return Process(name=name, bento=bento, port=port, pid=pid)
+
+
+def check_bentos(settings: DriverSettings, state: DeploymentState) -> None:
+    """Every Bento the state names is in the environment's store.
+
+    Raises:
+        DeployError: Naming the variant, its Bento and what the store has.
+    """
+    env = state.environment
+    known = known_bentos(store(settings, env))
+    for index, variant in enumerate(state.variants):
+        if variant.bento not in known:
+            raise DeployError(
+                f"{env} state: variants.{index}.bento: {variant.bento} is not in the "
+                f"{env} BentoML store ({store(settings, env)}); release its archive with "
+                f"--bento-file (known: {sorted(known) or 'none'})"
+            )
+
+
+def apply(settings: DriverSettings, state: DeploymentState) -> Running:
+    """Reconcile the local processes to ``state`` (see the module docstring)."""
+    env = state.environment
+    if state.champion is None:
+        raise DeployError(f"{env}: the state has no variants yet (release a Bento first)")
+    require_tools()
+    check_bentos(settings, state)
+    directory = settings.run_dir(env)
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = load_running(directory)
+    running = Running(
+        env=env,
+        router_port=settings.port(env, "PORT") or state.routing.port,
+        prometheus_port=settings.port(env, "PROMETHEUS_PORT")
+        or (previous.prometheus_port if previous else free_port()),
+        nginx_pid=previous.nginx_pid if previous else None,
+        prometheus_pid=previous.prometheus_pid if previous else None,
+    )
+    old = previous.variants if previous else {}
+    replaced: list[Process] = []
+    # 1. Start (and health-check) every variant that is new, changed or crashed.
+    for variant in state.variants:
+        current = old.get(variant.name)
+        if current and current.bento == variant.bento and alive(current.pid):
+            running.variants[variant.name] = current
+            continue
+        if current:
+            replaced.append(current)
+        running.variants[variant.name] = start_variant(settings, env, variant.name, variant.bento)
+    replaced += [process for name, process in old.items() if state.variant(name) is None]
+    running.weights = {variant.name: variant.weight for variant in state.variants}
+    # 2. Shift traffic.
+    ports = {name: process.port for name, process in running.variants.items()}
+    running.nginx_pid = nginx.start_or_reload(
+        running.nginx_pid,
+        nginx.render(state, ports, running.router_port, directory / "nginx"),
+        directory / "nginx",
+    )
+    targets = {name: (process.port, process.bento) for name, process in running.variants.items()}
+    running.prometheus_pid = prometheus.start_or_reload(
+        running.prometheus_pid,
+        running.prometheus_port,
+        prometheus.render(env, targets, settings.scrape_interval),
+        directory / "prometheus",
+    )
+    wait_ready(running.url)
+    prometheus.wait_scraped(
+        running.prometheus_url,
+        set(ports.values()),
+        directory / "prometheus" / "prometheus.log",
+    )
+    # 3. Stop what no longer serves.
+    for process in replaced:
+        stop(process.pid)
+        print(f"deploy: {env}/{process.name} stopped {process.bento} (pid {process.pid})")
+    running.experiment_started = experiment_start(previous, state)
+    save_running(running, directory)
+    weights = ", ".join(f"{name} {weight}%" for name, weight in running.weights.items())
+    print(f"deploy: {env} at {running.url} ({weights}); Prometheus {running.prometheus_url}")
+    return running
+
+
+def experiment_start(previous: Running | None, state: DeploymentState) -> float | None:
+    """When the experiment of ``state`` started: kept while the same challenger runs."""
+    challenger = state.challenger
+    if challenger is None:
+        return None
+    if previous and previous.experiment_started:
+        process = previous.variants.get("challenger")
+        if process is not None and process.bento == challenger.bento:
+            return previous.experiment_started
+    return time.time()
+
+
+def running_or_fail(settings: DriverSettings, env: str) -> Running:
+    """What runs for ``env``.
+
+    Raises:
+        DeployError: When nothing is deployed there.
+    """
+    running = load_running(settings.run_dir(env))
+    if running is None:
+        raise DeployError(f"nothing is deployed to {env} (run dir {settings.run_dir(env)})")
+    return running
+
+
+def status(settings: DriverSettings, env: str) -> dict[str, Any]:
+    """Health of everything the environment runs."""
+    running = running_or_fail(settings, env)
+    report: dict[str, Any] = {
+        "environment": env,
+        "url": running.url,
+        "prometheus": running.prometheus_url,
+        "experiment_started": running.experiment_started,
+        "variants": {
+            name: {
+                **asdict(process),
+                "weight": running.weights.get(name),
+                "alive": alive(process.pid),
+            }
+            for name, process in running.variants.items()
+        },
+        "nginx": {"pid": running.nginx_pid, "alive": alive(running.nginx_pid)},
+        "prometheus_process": {
+            "pid": running.prometheus_pid,
+            "alive": alive(running.prometheus_pid),
+        },
+    }
+    report["healthy"] = all(item["alive"] for item in report["variants"].values()) and (
+        report["nginx"]["alive"] and report["prometheus_process"]["alive"]
+    )
+    return report
+
+
+def down(settings: DriverSettings, env: str) -> None:
+    """Stop everything the environment runs and forget it."""
+    directory = settings.run_dir(env)
+    running = load_running(directory)
+    if running is None:
+        return
+    for process in running.variants.values():
+        stop(process.pid)
+    stop(running.prometheus_pid)
+    nginx.quit_gracefully(running.nginx_pid)
+    (directory / "running.json").unlink()
+    print(f"deploy: {env} stopped")

@@ -1,0 +1,165 @@
+"""Prometheus for an environment: its scrape config and lifecycle, and the A/B job's queries.
+
+The local driver runs one Prometheus per environment scraping every variant with a
+``variant`` label; :func:`figures` reads each variant's counters since the experiment
+started from any Prometheus given by URL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from scripts.cd.checks import wait_ready
+from scripts.cd.errors import DeployError, PrometheusError
+from scripts.cd.processes import alive, spawn
+from scripts.cd.promotion import Figures
+
+QUERIES = {
+    "requests": 'sum by (variant) (bentoml_service_request_total{endpoint="/predict"})',
+    "errors": (
+        'sum by (variant) (bentoml_service_request_total{endpoint="/predict",'
+        'http_response_code=~"5.."})'
+    ),
+    "feedback": "sum by (variant) (credit_risk_feedback_total)",
+    "correct": "sum by (variant) (credit_risk_feedback_correct_total)",
+}
+P95 = (
+    "histogram_quantile(0.95, sum by (variant, le) "
+    '(increase(bentoml_service_request_duration_seconds_bucket{{endpoint="/predict"}}[{range}s])))'
+)
+
+
+def render(environment: str, targets: Mapping[str, tuple[int, str]], interval: str) -> str:
+    """prometheus.yml scraping every variant's /metrics with variant and environment labels.
+
+    Args:
+        environment: The environment's name (a label on every series).
+        targets: ``{variant: (port, bento tag)}``.
+        interval: Scrape and evaluation interval, e.g. ``15s``.
+    """
+    static = [
+        {
+            "targets": [f"127.0.0.1:{port}"],
+            "labels": {"variant": name, "environment": environment, "bento": bento},
+        }
+        for name, (port, bento) in sorted(targets.items())
+    ]
+    document = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {
+                "job_name": "credit-risk",
+                "metrics_path": "/metrics",
+                # The service labels its own series with `variant`; keep them.
+                "honor_labels": True,
+                "static_configs": static,
+            }
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"  # JSON is YAML
+
+
+def start_or_reload(pid: int | None, port: int, config: str, directory: Path) -> int:
+    """Write the config; start Prometheus on ``port`` or ask the one at ``pid`` to reload."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "prometheus.yml").write_text(config, encoding="utf-8")
+    url = f"http://127.0.0.1:{port}"
+    if pid is not None and alive(pid):
+        request = urllib.request.Request(f"{url}/-/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        return pid
+    pid = spawn(
+        [
+            "prometheus",
+            f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+        ],
+        dict(os.environ),
+        directory / "prometheus.log",
+    )
+    wait_ready(url, path="/-/ready")
+    return pid
+
+
+def wait_scraped(url: str, ports: set[int], log: Path, timeout: float = 30.0) -> None:
+    """Wait until Prometheus scrapes every loopback port (new targets take ~5 s).
+
+    Raises:
+        DeployError: Naming the targets and the log when it does not within ``timeout``.
+    """
+    wanted = {f"127.0.0.1:{port}" for port in ports}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/targets", timeout=5) as response:
+                targets = json.loads(response.read())["data"]["activeTargets"]
+            up = {t["labels"].get("instance") for t in targets if t.get("health") == "up"}
+            if wanted <= up:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        if time.monotonic() > deadline:
+            raise DeployError(
+                f"Prometheus {url} does not scrape {sorted(wanted)} after "
+                f"{timeout:.0f} s (log: {log})"
+            )
+        time.sleep(0.5)
+
+
+def query(base_url: str, promql: str, at: float) -> dict[str, float]:
+    """Instant query; ``{variant: value}``.
+
+    Raises:
+        PrometheusError: Unreachable, or an error answer.
+    """
+    url = f"{base_url}/api/v1/query?" + urllib.parse.urlencode(
+        {"query": promql, "time": f"{at:.3f}"}
+    )
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            document = json.loads(response.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError) as error:
+        raise PrometheusError(f"{base_url} unreachable for {promql!r}: {error}") from error
+    if document.get("status") != "success":
+        raise PrometheusError(f"{promql!r}: {document.get('error', document)}")
+    values = {}
+    for sample in document["data"]["result"]:
+        value = float(sample["value"][1])
+        if not math.isnan(value):
+            values[sample["metric"].get("variant", "")] = value
+    return values
+
+
+def figures(base_url: str, since: float, now: float) -> dict[str, Figures]:
+    """Per-variant figures between ``since`` and ``now`` (counter differences, resets counted)."""
+    counts: dict[str, dict[str, int]] = {}
+    for name, promql in QUERIES.items():
+        latest, earlier = query(base_url, promql, now), query(base_url, promql, since)
+        for variant, value in latest.items():
+            before = earlier.get(variant, 0.0)
+            counts.setdefault(variant, {})[name] = round(
+                value - before if value >= before else value
+            )
+    window = max(int(now - since), 30)
+    p95 = query(base_url, P95.format(range=window), now)
+    return {
+        variant: Figures(
+            requests=values.get("requests", 0),
+            errors=values.get("errors", 0),
+            feedback=values.get("feedback", 0),
+            correct=values.get("correct", 0),
+            p95_ms=round(p95[variant] * 1000, 3) if variant in p95 else None,
+        )
+        for variant, values in counts.items()
+    }

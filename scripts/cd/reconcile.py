@@ -1,0 +1,44 @@
+"""Release = record the Bento in the state file, then reconcile with the environment's driver.
+
+The state file (:mod:`scripts.cd.state`) is the desired state; the ``local`` driver
+(:mod:`scripts.cd.local_driver`) or the ``kubernetes`` driver (:mod:`scripts.cd.kubernetes`)
+makes the running system match it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scripts.cd import kubernetes, local_driver
+from scripts.cd.bento_store import bento_tag, import_bento
+from scripts.cd.runtime import DriverSettings
+from scripts.cd.state import DeploymentState, load_state, released, save_state, state_path
+
+
+def record(state: DeploymentState, tag: str, state_dir: Path) -> DeploymentState:
+    """Write what a release of ``tag`` does to the environment's state file."""
+    path = state_path(state.environment, state_dir)
+    updated = released(state, tag)
+    if updated != state:
+        save_state(updated, path)
+        variants = ", ".join(f"{v.name}={v.bento} ({v.weight}%)" for v in updated.variants)
+        print(f"deploy: {path}: {variants}")
+    return updated
+
+
+def reconcile(settings: DriverSettings, state: DeploymentState, state_dir: Path) -> None:
+    """Apply the state with its driver."""
+    if state.driver == "kubernetes":
+        kubernetes.apply(state_dir / "k8s" / state.environment, settings)
+    else:
+        local_driver.apply(settings, state)
+
+
+def release(settings: DriverSettings, env: str, archive: Path, state_dir: Path) -> None:
+    """Import the archive, record it in the state file as ``on_release`` says, apply."""
+    state = load_state(state_path(env, state_dir))
+    if state.driver == "local":
+        tag = import_bento(local_driver.store(settings, env), archive)
+    else:
+        tag = bento_tag(archive)
+    reconcile(settings, record(state, tag, state_dir), state_dir)

@@ -1,0 +1,205 @@
+"""The desired deployment state kept in git: ``bentos/deployments/<environment>.yaml``.
+
+One file per environment: the variants (``champion`` and, during an A/B experiment,
+``challenger``; each a Bento tag and a traffic weight), the experiment settings the
+promotion decision uses, and the routing. Every change — a release adding a challenger,
+a promotion, a rollback — is an edit of this file, committed or proposed as a PR;
+``python -m scripts.deploy apply`` (:mod:`scripts.cd.reconcile`) reconciles the running
+system to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.params import format_errors
+
+STATE_DIR = Path("bentos/deployments")
+ROLES = ("champion", "challenger")
+BENTO_TAG = r"^[a-z0-9][a-z0-9_.-]*:[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class StateError(ValueError):
+    """The state file breaks a rule; the message names the file, the key and the value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Variant(_Strict):
+    """A Bento serving a share of the traffic."""
+
+    name: Literal["champion", "challenger"]
+    bento: Annotated[str, Field(pattern=BENTO_TAG)]
+    weight: Annotated[int, Field(ge=0, le=100)]
+
+
+class Guardrails(_Strict):
+    """How much worse than the champion the challenger may be before it is rolled back."""
+
+    max_error_rate_increase: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_p95_latency_ratio: Annotated[float, Field(ge=1)] = 1.5
+    min_requests: Annotated[int, Field(ge=1)] = 200
+
+
+class Experiment(_Strict):
+    """The A/B test: what is compared, how much data it needs, and its error rate."""
+
+    primary_metric: Literal["accuracy"] = "accuracy"
+    min_samples_per_arm: Annotated[int, Field(ge=1)] = 1000
+    max_duration_hours: Annotated[float, Field(gt=0)] = 168.0
+    significance_level: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    # Standard deviation of the mixing distribution of the mSPRT (the effect sizes the
+    # test is most sensitive to); see docs/ab-testing.md.
+    mixture_sd: Annotated[float, Field(gt=0, le=1)] = 0.05
+    challenger_weight: Annotated[int, Field(ge=1, le=99)] = 10
+    guardrails: Guardrails = Guardrails()
+
+
+class Routing(_Strict):
+    """How requests reach the variants."""
+
+    sticky_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "X-User-Id"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+
+
+class DeploymentState(_Strict):
+    """One environment's desired state."""
+
+    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+    driver: Literal["local", "kubernetes"] = "local"
+    # What a release does here: replace the champion (staging) or start an A/B experiment
+    # with the new Bento as challenger (production).
+    on_release: Literal["replace", "challenger"] = "replace"
+    # Empty until the first release.
+    variants: Annotated[list[Variant], Field(max_length=2)] = []
+    experiment: Experiment = Experiment()
+    routing: Routing = Routing()
+
+    @model_validator(mode="after")
+    def _check_variants(self) -> DeploymentState:
+        names = [variant.name for variant in self.variants]
+        if not names:
+            return self
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate variant names: {names}")
+        if "champion" not in names:
+            raise ValueError(f"a variant named 'champion' is required, got {names}")
+        total = sum(variant.weight for variant in self.variants)
+        if total != 100:
+            weights = {variant.name: variant.weight for variant in self.variants}
+            raise ValueError(f"variant weights must sum to 100, got {total} ({weights})")
+        return self
+
+    def variant(self, name: str) -> Variant | None:
+        """The variant with this name, if present."""
+        return next((variant for variant in self.variants if variant.name == name), None)
+
+    @property
+    def champion(self) -> Variant | None:
+        """The variant every request goes to when there is no experiment (None: not deployed)."""
+        return self.variant("champion")
+
+    @property
+    def challenger(self) -> Variant | None:
+        """The variant under test, if an experiment runs."""
+        return self.variant("challenger")
+
+
+def parse_state(raw: object, source: Path) -> DeploymentState:
+    """Validate a parsed state document.
+
+    Raises:
+        StateError: With one line per broken rule.
+    """
+    try:
+        return DeploymentState.model_validate(raw)
+    except ValidationError as error:
+        raise StateError(format_errors(source, error)) from None
+
+
+def state_path(environment: str, directory: Path = STATE_DIR) -> Path:
+    """Where an environment's state file lives."""
+    return directory / f"{environment}.yaml"
+
+
+def load_state(path: Path) -> DeploymentState:
+    """Read and validate a state file.
+
+    Raises:
+        StateError: When the file is missing, not YAML, or breaks a rule.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise StateError(f"{path}: cannot read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise StateError(f"{path}: not valid YAML: {error}") from None
+    state = parse_state(raw, path)
+    if state.environment != path.stem:
+        raise StateError(
+            f"{path}: environment: must match the file name {path.stem!r}, "
+            f"got {state.environment!r}"
+        )
+    return state
+
+
+HEADER = (
+    "# Desired deployment state (GitOps): edited by releases, promotions and rollbacks,\n"
+    "# reconciled by `python -m scripts.deploy apply`. Schema: scripts/cd/state.py.\n"
+)
+
+
+def save_state(state: DeploymentState, path: Path) -> None:
+    """Write the state file (keys in schema order, defaults included)."""
+    document = state.model_dump(mode="json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def _with_variants(state: DeploymentState, variants: list[Variant]) -> DeploymentState:
+    return state.model_copy(update={"variants": variants})
+
+
+def released(state: DeploymentState, bento: str) -> DeploymentState:
+    """The state after a release of ``bento``, following ``on_release``.
+
+    ``replace``: the Bento becomes the only variant. ``challenger``: it becomes the
+    challenger at ``experiment.challenger_weight`` (replacing a running challenger) —
+    unless it already is the champion (no change), or nothing is deployed yet (it becomes
+    the champion).
+    """
+    champion = state.champion
+    if champion is not None and champion.bento == bento:
+        return state
+    if state.on_release == "replace" or champion is None:
+        return _with_variants(state, [Variant(name="champion", bento=bento, weight=100)])
+    weight = state.experiment.challenger_weight
+    return _with_variants(
+        state,
+        [
+            Variant(name="champion", bento=champion.bento, weight=100 - weight),
+            Variant(name="challenger", bento=bento, weight=weight),
+        ],
+    )
+
+
+def promoted(state: DeploymentState) -> DeploymentState:
+    """The challenger becomes the only variant at 100."""
+    challenger = state.challenger
+    if challenger is None:
+        raise StateError(f"{state.environment}: no challenger to promote")
+    return _with_variants(state, [Variant(name="champion", bento=challenger.bento, weight=100)])
+
+
+def rolled_back(state: DeploymentState) -> DeploymentState:
+    """The challenger is removed; the champion takes all the traffic."""
+    champion = state.champion
+    if champion is None or state.challenger is None:
+        raise StateError(f"{state.environment}: no experiment to roll back")
+    return _with_variants(state, [Variant(name="champion", bento=champion.bento, weight=100)])

@@ -1,0 +1,246 @@
+"""The one GitHub client: every call to git, the GitHub CLI or CML goes through here.
+
+* :func:`sticky_comment_cml` / :func:`sticky_comment_gh`: the pull request's ONE sticky
+  comment, found again by its watermark and updated in place on every push. With ``cml``:
+  ``cml comment update --target=pr/<n> --watermark-title=<title> --publish=false`` (no image
+  upload to CML's asset host). With ``gh``: the REST API, the watermark an HTML comment.
+  CML has had no release since 2024-10, so every operation has a ``gh`` path.
+* :func:`open_pr`: a pull request from a pushed branch unless one is open for it already
+  (``gh`` only: CML's ``pr create`` commits and pushes by itself).
+* :func:`propose`: commit changed files, then push them to main or to a branch with a PR.
+
+Standard library only: the comment job runs it before any project install. Tokens come
+from the environment (``REPO_TOKEN`` for cml, ``GH_TOKEN`` for gh) and are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_WATERMARK = "gitops-ml model report"
+
+
+@dataclass(frozen=True)
+class GitHubContext:
+    """What a workflow run tells this client through its environment, read once.
+
+    Attributes:
+        repository: ``GITHUB_REPOSITORY`` (``owner/name``).
+        event_path: ``GITHUB_EVENT_PATH``: the event payload (the PR number comes from it).
+        step_summary: ``GITHUB_STEP_SUMMARY``: the job summary file, when in a workflow.
+        run_url: from ``GITHUB_SERVER_URL``, ``GITHUB_REPOSITORY`` and ``GITHUB_RUN_ID``.
+        commenter: ``GITOPS_ML_COMMENTER``: ``auto`` (default), ``cml`` or ``gh``.
+        state_push: ``GITOPS_ML_STATE_PUSH``: ``direct`` pushes state changes to main
+            instead of opening a pull request (``pr``, the default).
+        token_kind: ``GITOPS_ML_RETRAIN_TOKEN_KIND``: ``app`` or ``pat`` when the bot's token
+            is one whose pushes and PRs trigger workflows; empty for ``GITHUB_TOKEN``.
+    """
+
+    repository: str = ""
+    event_path: str = ""
+    step_summary: str = ""
+    run_url: str | None = None
+    commenter: str = "auto"
+    state_push: str = "pr"
+    token_kind: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GitHubContext:
+        """The context from ``environ`` (default: this process's environment)."""
+        env = os.environ if environ is None else environ
+        server, repo, run = (
+            env.get(name, "")
+            for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+        )
+        return cls(
+            repository=repo,
+            event_path=env.get("GITHUB_EVENT_PATH", ""),
+            step_summary=env.get("GITHUB_STEP_SUMMARY", ""),
+            run_url=f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None,
+            commenter=env.get("GITOPS_ML_COMMENTER") or "auto",
+            state_push=env.get("GITOPS_ML_STATE_PUSH") or "pr",
+            token_kind=env.get("GITOPS_ML_RETRAIN_TOKEN_KIND", ""),
+        )
+
+    @property
+    def direct_push(self) -> bool:
+        """Whether state changes are pushed to main rather than proposed as a PR."""
+        return self.state_push == "direct"
+
+    @property
+    def triggers_workflows(self) -> bool:
+        """Whether the bot's pushes and PRs start workflows (not so with ``GITHUB_TOKEN``)."""
+        return self.token_kind in {"app", "pat"}
+
+
+class GitHubError(RuntimeError):
+    """A git, gh or cml call failed; the message names the command and says why."""
+
+
+def choose_backend(requested: str) -> str:
+    """``cml`` or ``gh``: the requested one if on PATH, or the first found for ``auto``."""
+    candidates = ("cml", "gh") if requested == "auto" else (requested,)
+    for name in candidates:
+        if shutil.which(name):
+            return name
+    raise GitHubError(
+        f"{' nor '.join(candidates)} not found on PATH (backend {requested!r}): install CML "
+        "with iterative/setup-cml, or use gh (preinstalled on GitHub-hosted runners)"
+    )
+
+
+def pr_number(explicit: int | None, context: GitHubContext) -> int:
+    """The pull request number: ``--pr``, else the event payload of the workflow run."""
+    if explicit is not None:
+        return explicit
+    event_path = Path(context.event_path) if context.event_path else None
+    if event_path is not None and event_path.is_file():
+        event = json.loads(event_path.read_text(encoding="utf-8"))
+        number = event.get("pull_request", {}).get("number") or event.get("number")
+        if isinstance(number, int):
+            return number
+    raise GitHubError("no pull request number: pass --pr, or run on a pull_request event")
+
+
+def repository(context: GitHubContext) -> str:
+    """``owner/name`` from ``GITHUB_REPOSITORY``.
+
+    Raises:
+        GitHubError: When it is not ``owner/name``.
+    """
+    if "/" not in context.repository:
+        raise GitHubError(f"GITHUB_REPOSITORY must be owner/name, got {context.repository!r}")
+    return context.repository
+
+
+def _run(command: Sequence[str], stdin: str | None = None) -> str:
+    result = subprocess.run(list(command), input=stdin, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise GitHubError(f"{command[0]} {command[1]} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _gh_api(method: str, path: str, payload: Mapping[str, object] | None = None) -> str:
+    command = ["gh", "api", "--method", method, path]
+    if payload is None:
+        return _run(command)
+    return _run([*command, "--input", "-"], stdin=json.dumps(payload))
+
+
+def sticky_comment_gh(repo: str, number: int, body: str, watermark: str) -> str:
+    """Create or update the comment carrying ``watermark`` through the REST API."""
+    marker = f"<!-- {watermark} -->"
+    listed = _run(
+        [
+            "gh",
+            "api",
+            "--paginate",
+            f"repos/{repo}/issues/{number}/comments",
+            "--jq",
+            f'.[] | select(.body | contains("{marker}")) | .id',
+        ]
+    )
+    ids = listed.split()
+    text = f"{marker}\n{body}"
+    if ids:
+        _gh_api("PATCH", f"repos/{repo}/issues/comments/{ids[-1]}", {"body": text})
+        return f"updated comment {ids[-1]} on #{number}"
+    _gh_api("POST", f"repos/{repo}/issues/{number}/comments", {"body": text})
+    return f"created a comment on #{number}"
+
+
+def sticky_comment_cml(number: int, path: Path, watermark: str) -> str:
+    """``cml comment update`` on the pull request, images left where they are."""
+    output = _run(
+        [
+            "cml",
+            "comment",
+            "update",
+            f"--target=pr/{number}",
+            f"--watermark-title={watermark}",
+            "--publish=false",
+            str(path),
+        ]
+    )
+    return f"cml: {output.strip() or 'comment updated'} on #{number}"
+
+
+def open_pr_url(repo: str, head: str) -> str | None:
+    """The URL of the open PR from branch ``head``, if there is one."""
+    listed = _run(
+        ["gh", "pr", "list", "--repo", repo, "--head", head, "--state", "open", "--json", "url"]
+    )
+    open_prs = json.loads(listed or "[]")
+    return str(open_prs[0]["url"]) if open_prs else None
+
+
+def open_pr(repo: str, head: str, base: str, title: str, body_path: Path) -> str:
+    """Open a PR from ``head`` unless one is open already (idempotent)."""
+    existing = open_pr_url(repo, head)
+    if existing:
+        return f"a pull request is already open for {head}: {existing}"
+    url = _run(
+        [
+            "gh",
+            "pr",
+            "create",
+            "--repo",
+            repo,
+            "--head",
+            head,
+            "--base",
+            base,
+            "--title",
+            title,
+            "--body-file",
+            str(body_path),
+        ]
+    )
+    return f"opened {url.strip()}"
+
+
+BOT = ("gitops-ml-bot", "gitops-ml-bot@users.noreply.github.com")
+
+
+def git(*args: str) -> str:
+    """Run git; its stdout.
+
+    Raises:
+        GitHubError: With git's message on failure.
+    """
+    result = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise GitHubError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def propose(
+    paths: Sequence[Path],
+    title: str,
+    body: Path,
+    branch: str,
+    context: GitHubContext,
+    base: str = "main",
+) -> str:
+    """Commit ``paths``; push them to ``branch`` with a PR, or to ``base`` (direct push).
+
+    On GitHub, checkouts keep no credentials (``persist-credentials: false``): with
+    ``GH_TOKEN`` set, ``gh auth setup-git`` lends git the token for this push.
+    """
+    if not git("status", "--porcelain", "--", *map(str, paths)):
+        return f"no change to commit in {', '.join(map(str, paths))}"
+    git("add", "--", *map(str, paths))
+    git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "-q", "-m", title)
+    if os.environ.get("GH_TOKEN") and shutil.which("gh"):
+        subprocess.run(["gh", "auth", "setup-git"], check=False, capture_output=True)
+    if context.direct_push:
+        git("push", "-q", "origin", f"HEAD:refs/heads/{base}")
+        return f"pushed to {base}: {title}"
+    git("push", "-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
+    return open_pr(repository(context), branch, base, title, body)

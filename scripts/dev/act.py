@@ -1,0 +1,483 @@
+"""Run the real workflow files locally with nektos/act, in host mode, in a sandbox clone.
+
+``python -m scripts.dev.act EVENT [--workflow FILE]... [--expect JOB]...`` (``make act-pr``,
+``make act-main``, ``make act-schedule``):
+
+* **Sandbox**: a temporary clone of the checkout (tracked and untracked-but-not-ignored
+  files) whose ``origin`` is a local bare repository with a ``main`` branch, and whose DVC
+  remote is a local folder — diffs against main and ``dvc push``/``pull`` are real.
+* **act**: every ``runs-on`` label is mapped to ``-self-hosted`` (host mode, no Docker);
+  marketplace actions are mapped with ``--local-repository`` to the stand-ins in
+  ``.github/act/actions`` (an action without one is an error, not a silent skip); the
+  artifact and cache servers bind to 127.0.0.1; event payloads are generated.
+* **GitHub's API**: recording stand-ins for ``cml`` and ``gh`` (``.github/act/bin``) come
+  first on PATH and write what would have been posted to ``<sandbox>/record/github.json``.
+* **Skipped jobs**: act silently skips a job whose label has no mapping. Each workflow runs
+  on its own and the jobs that reported a result are compared with the expected ones; a
+  missing job fails the run.
+
+The project's environment is reused by the jobs (``VENV``), as actions/cache would restore it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scripts.dev.workspace import PROJECT_ROOT, copy_project, edit_yaml, tool_env
+
+STANDINS = PROJECT_ROOT / ".github" / "act"
+# Marketplace actions and their local stand-ins (actions/checkout is handled by act itself).
+ACTION_STANDINS = {
+    "actions/setup-python": "setup-python",
+    "actions/cache": "cache",
+    "actions/upload-artifact": "upload-artifact",
+    "actions/download-artifact": "download-artifact",
+    "iterative/setup-cml": "setup-cml",
+    "docker/login-action": "docker-login",
+    "actions/create-github-app-token": "create-github-app-token",
+}
+SELF_HANDLED = {"actions/checkout"}
+# Labels of GitHub-hosted and self-hosted runners the workflows may name.
+RUNNER_LABELS = (
+    "ubuntu-latest",
+    "ubuntu-24.04",
+    "ubuntu-22.04",
+    "self-hosted",
+    "linux",
+    "x64",
+    "gpu",
+)
+USES = re.compile(r"uses:\s*([\w.-]+/[\w.-]+)(?:/[\w./-]+)?@([0-9a-f]{40})")
+EVENT_TRIGGERS = {"pull_request", "push", "schedule", "workflow_dispatch"}
+REPOSITORY = "gitops-ml/sandbox"
+ACT_TIMEOUT_S = 1800
+
+
+class ActError(RuntimeError):
+    """The harness could not run act as asked; the message says why."""
+
+
+def action_pins(root: Path) -> set[tuple[str, str]]:
+    """``(owner/repo, sha)`` of every pinned action used by workflows and local actions."""
+    files = [*root.glob(".github/workflows/*.yml"), *root.glob(".github/actions/*/action.yml")]
+    return {(match[1], match[2]) for path in files for match in USES.finditer(path.read_text())}
+
+
+def local_repository_args(root: Path) -> list[str]:
+    """``--local-repository`` for each pinned action; an action without a stand-in fails."""
+    args: list[str] = []
+    for repo, sha in sorted(action_pins(root)):
+        if repo in SELF_HANDLED:
+            continue
+        if repo not in ACTION_STANDINS:
+            raise ActError(f"{repo}@{sha}: no stand-in; add one under {STANDINS / 'actions'}")
+        args += [
+            "--local-repository",
+            f"{repo}@{sha}={STANDINS / 'actions' / ACTION_STANDINS[repo]}",
+        ]
+    return args
+
+
+def triggers(workflow: Mapping[Any, Any]) -> set[str]:
+    """The events of a workflow's ``on:`` (YAML reads the key ``on`` as True)."""
+    on = workflow.get("on", workflow.get(True))
+    if isinstance(on, str):
+        return {on}
+    return set(on or ())
+
+
+def workflows_for(root: Path, event: str) -> list[Path]:
+    """Workflow files that ``event`` triggers."""
+    return [
+        path
+        for path in sorted(root.glob(".github/workflows/*.yml"))
+        if event in triggers(yaml.safe_load(path.read_text(encoding="utf-8")))
+    ]
+
+
+def job_ids(path: Path) -> list[str]:
+    """The job ids of a workflow file."""
+    return list(yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"])
+
+
+@dataclass
+class ActRun:
+    """One act invocation of one workflow."""
+
+    workflow: str
+    event: str
+    returncode: int
+    jobs: dict[str, str]
+    expected: list[str]
+    log: Path
+    seconds: float
+    lines: list[dict[str, Any]] = field(repr=False, default_factory=list)
+
+    @property
+    def missing(self) -> list[str]:
+        """Expected jobs that reported no result (skipped or never started)."""
+        return [job for job in self.expected if job not in self.jobs]
+
+    @property
+    def ok(self) -> bool:
+        """Act succeeded, every expected job ran, and every job that ran succeeded."""
+        return (
+            self.returncode == 0
+            and not self.missing
+            and all(result == "success" for result in self.jobs.values())
+        )
+
+    def output(self, job: str | None = None) -> str:
+        """The messages act logged (for one job, or all), one per line."""
+        return "".join(
+            str(line.get("msg", "")) + ("" if line.get("raw_output") else "\n")
+            for line in self.lines
+            if job is None or line.get("jobID") == job
+        )
+
+    def summary(self) -> str:
+        """One line per expected or reported job."""
+        rows = [f"{self.workflow} ({self.event}): act exit {self.returncode}, {self.seconds:.0f} s"]
+        for job in dict.fromkeys([*self.expected, *self.jobs]):
+            rows.append(f"  {job:<12} {self.jobs.get(job, 'NOT RUN (expected)')}")
+        return "\n".join(rows)
+
+
+@dataclass
+class Sandbox:
+    """A clone with a bare ``origin`` and a local DVC remote, where act runs."""
+
+    root: Path
+    # Extra environment for every job (e.g. the deployment ports a test chose).
+    job_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def work(self) -> Path:
+        """The working copy act runs in."""
+        return self.root / "work"
+
+    @property
+    def record(self) -> Path:
+        """What the cml/gh stand-ins recorded."""
+        return self.root / "record"
+
+    @property
+    def run_dir(self) -> Path:
+        """Where deployments started by the workflows keep their state and logs."""
+        return self.root / "run"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment for commands in the working copy (no BentoML store override)."""
+        env = {**tool_env(), "GIT_PAGER": "cat", "DVC_NO_ANALYTICS": "1", **extra}
+        env.pop("BENTOML_HOME", None)
+        return env
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command in the working copy."""
+        result = subprocess.run(
+            list(args), cwd=self.work, env=self.env(), capture_output=True, text=True, check=False
+        )
+        if check and result.returncode != 0:
+            raise ActError(
+                f"{' '.join(args)} exited {result.returncode}: {result.stderr.strip()[-2000:]}"
+            )
+        return result
+
+    def git(self, *args: str) -> str:
+        """``git ARGS`` in the working copy; its stdout, stripped."""
+        return self.run("git", *args).stdout.strip()
+
+    def head(self, ref: str = "HEAD") -> str:
+        """The commit sha of a reference."""
+        return self.git("rev-parse", ref)
+
+    def commit_all(self, message: str) -> str:
+        """Commit every change; the new sha."""
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        return self.head()
+
+    def push(self, branch: str) -> None:
+        """Push a branch to the bare origin (and update origin/<branch>)."""
+        self.git("push", "-q", "--force", "origin", f"{branch}:{branch}")
+        self.git("fetch", "-q", "origin")
+
+    def event_payload(self, event: str, **fields: Any) -> dict[str, Any]:
+        """A minimal payload for ``event`` in the shape act and our scripts read."""
+        repository = {"full_name": REPOSITORY, "name": "sandbox", "owner": {"login": "gitops-ml"}}
+        if event == "pull_request":
+            number = int(fields.get("number", 1))
+            head_ref = self.git("rev-parse", "--abbrev-ref", "HEAD")
+            base = fields.get("base", "main")
+            return {
+                "action": "synchronize",
+                "number": number,
+                "pull_request": {
+                    "number": number,
+                    "base": {"ref": base, "sha": self.head(f"origin/{base}")},
+                    "head": {"ref": head_ref, "sha": self.head()},
+                },
+                "repository": repository,
+            }
+        if event == "push":
+            before = fields.get("before") or "0" * 40
+            return {
+                "ref": f"refs/heads/{self.git('rev-parse', '--abbrev-ref', 'HEAD')}",
+                "before": before,
+                "after": self.head(),
+                "repository": repository,
+            }
+        if event == "schedule":
+            return {"schedule": fields.get("cron", "0 6 * * *"), "repository": repository}
+        if event == "workflow_dispatch":
+            return {"inputs": fields.get("inputs", {}), "repository": repository}
+        raise ActError(f"no payload for event {event!r} (one of {sorted(EVENT_TRIGGERS)})")
+
+    def act(
+        self,
+        event: str,
+        workflow: str,
+        expect: Iterable[str] | None = None,
+        variables: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        job: str | None = None,
+        **payload: Any,
+    ) -> ActRun:
+        """Run one workflow file for ``event`` with act; see the module docstring."""
+        path = self.work / ".github" / "workflows" / workflow
+        if event not in triggers(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            raise ActError(f"{workflow} is not triggered by {event}")
+        expected = list(expect) if expect is not None else [job] if job else job_ids(path)
+        logs = self.root / "logs"
+        logs.mkdir(exist_ok=True)
+        stamp = f"{path.stem}-{event}-{len(list(logs.glob('*.jsonl'))):02d}"
+        event_file = logs / f"{stamp}.event.json"
+        event_file.write_text(json.dumps(self.event_payload(event, **payload)), encoding="utf-8")
+        artifacts = self.root / "artifacts" / stamp
+        command = [
+            str(Path(sys.executable).parent / "act"),
+            event,
+            "--workflows",
+            str(path.relative_to(self.work)),
+            "--eventpath",
+            str(event_file),
+            "--json",
+            "--artifact-server-addr",
+            "127.0.0.1",
+            "--cache-server-addr",
+            "127.0.0.1",
+            "--no-cache-server",
+            "--action-cache-path",
+            str(self.root / "act-cache"),
+            "--secret",
+            "GITHUB_TOKEN=act-sandbox-token",
+            # Else act derives it from origin's URL, here a local path.
+            "--env",
+            f"GITHUB_REPOSITORY={REPOSITORY}",
+        ]
+        if job:
+            command += ["--job", job]
+        for label in RUNNER_LABELS:
+            command += ["-P", f"{label}=-self-hosted"]
+        command += local_repository_args(self.work)
+        for key, value in (variables or {}).items():
+            command += ["--var", f"{key}={value}"]
+        job_env = self.env(
+            PATH=f"{STANDINS / 'bin'}{os.pathsep}{self.env()['PATH']}",
+            VENV=sys.prefix,
+            GITOPS_ML_RECORD=str(self.record),
+            GITOPS_ML_ARTIFACTS=str(artifacts),
+            GITOPS_ML_STANDINS=str(STANDINS / "bin"),
+            GITOPS_ML_RUN_DIR=str(self.run_dir),
+            **self.job_env,
+            **(env or {}),
+        )
+        self.record.mkdir(exist_ok=True)
+        started = time.monotonic()
+        result = subprocess.run(
+            command,
+            cwd=self.work,
+            env=job_env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=ACT_TIMEOUT_S,
+        )
+        seconds = time.monotonic() - started
+        (logs / f"{stamp}.jsonl").write_text(result.stdout + result.stderr, encoding="utf-8")
+        lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        jobs = {line["jobID"]: line["jobResult"] for line in lines if "jobResult" in line}
+        run = ActRun(
+            workflow,
+            event,
+            result.returncode,
+            jobs,
+            expected,
+            logs / f"{stamp}.jsonl",
+            seconds,
+            lines,
+        )
+        (logs / f"{stamp}.log").write_text(run.output(), encoding="utf-8")
+        return run
+
+    def make(self, *targets: str) -> str:
+        """``make TARGETS`` in the working copy with the project's environment; its output."""
+        result = subprocess.run(
+            ["make", *targets],
+            cwd=self.work,
+            env=self.env(VENV=sys.prefix),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ActError(
+                f"make {' '.join(targets)} failed: {result.stdout[-2000:]}{result.stderr}"
+            )
+        return result.stdout + result.stderr
+
+    def set_params(self, overrides: Mapping[str, object]) -> None:
+        """Rewrite the working copy's params.yaml with dotted-key overrides."""
+        edit_yaml(self.work / "params.yaml", overrides)
+
+    def merge(self, ref: str, message: str) -> str:
+        """Merge ``ref`` into main and push it; the commit main was at before."""
+        self.git("checkout", "-q", "main")
+        before = self.head()
+        self.git("merge", "-q", "--no-ff", "-m", message, ref)
+        self.push("main")
+        return before
+
+    def baseline(self) -> str:
+        """Train on main as a merged PR would have: outputs and run-cache pushed, lock committed."""
+        self.git("checkout", "-q", "main")
+        self.make("ci-repro")
+        sha = self.commit_all("Train the baseline model (dvc.lock, metrics)")
+        self.push("main")
+        return sha
+
+    def stop_deployments(self) -> list[str]:
+        """``scripts.deploy down`` for every environment the workflows deployed."""
+        stopped = []
+        for state in sorted(self.run_dir.glob("*/running.json")):
+            env = state.parent.name
+            subprocess.run(
+                [sys.executable, "-m", "scripts.deploy", "down", "--env", env],
+                cwd=self.work,
+                env=self.env(GITOPS_ML_RUN_DIR=str(self.run_dir)),
+                capture_output=True,
+                check=False,
+            )
+            stopped.append(env)
+        return stopped
+
+    def github(self) -> dict[str, Any]:
+        """The state the cml/gh stand-ins recorded (comments, pull requests)."""
+        path = self.record / "github.json"
+        if not path.is_file():
+            return {"comments": [], "pulls": []}
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return state
+
+
+def create_sandbox(root: Path, source: Path = PROJECT_ROOT) -> Sandbox:
+    """Copy ``source`` into ``root/work`` on ``main``, with a bare origin and a DVC remote."""
+    sandbox = Sandbox(root)
+    copy_project(sandbox.work, source)
+    remote = root / "dvc-remote"
+    remote.mkdir(parents=True, exist_ok=True)
+    sandbox.run("dvc", "remote", "modify", "local", "url", str(remote))
+    sandbox.commit_all("sandbox: DVC remote in a local folder")
+    origin = root / "origin.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(sandbox.work), str(origin)], check=True)
+    sandbox.git("remote", "add", "origin", str(origin))
+    sandbox.git("fetch", "-q", "origin")
+    sandbox.git("branch", "-q", "--set-upstream-to=origin/main", "main")
+    return sandbox
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the workflows an event triggers in a fresh sandbox; exit 1 unless all ran green."""
+    parser = argparse.ArgumentParser(prog="python -m scripts.dev.act", description=__doc__)
+    parser.add_argument("event", choices=sorted(EVENT_TRIGGERS))
+    parser.add_argument("--workflow", action="append", help="file name (default: all triggered)")
+    parser.add_argument("--expect", action="append", help="job ids expected to run (default: all)")
+    parser.add_argument("--job", default=None, help="run only this job id")
+    parser.add_argument("--var", action="append", default=[], help="repository variable k=v")
+    parser.add_argument("--sandbox", type=Path, default=None, help="default: a temporary folder")
+    parser.add_argument("--keep", action="store_true", help="keep the sandbox afterwards")
+    args = parser.parse_args(argv)
+    root = args.sandbox or Path(tempfile.mkdtemp(prefix="gitops-ml-act-"))
+    try:
+        sandbox = create_sandbox(root)
+        before = sandbox.baseline()
+        if args.event == "pull_request":
+            sandbox.git("checkout", "-q", "-b", "act/pull-request")
+            sandbox.git("commit", "-q", "--allow-empty", "-m", "act: pull request head")
+            sandbox.push("act/pull-request")
+        names = args.workflow or [path.name for path in workflows_for(sandbox.work, args.event)]
+        if not names:
+            raise ActError(f"no workflow in .github/workflows is triggered by {args.event}")
+        variables = dict(item.split("=", 1) for item in args.var)
+        payload: dict[str, Any] = {"before": before} if args.event == "push" else {}
+        if args.event == "schedule" and not os.environ.get("DRIFT_WINDOW"):
+            # No production logs in a fresh sandbox: the drift job judges a generated window
+            # of young clients (covariate drift) instead.
+            from pipeline.generate import Window, write_dataset
+
+            window = root / "drift-window.parquet"
+            write_dataset(window, 1000, 5, Window(drift="covariate"))
+            sandbox.job_env["DRIFT_WINDOW"] = str(window)
+        if args.event == "push":
+            sandbox.git("commit", "-q", "--allow-empty", "-m", "act: push to main")
+            sandbox.push("main")
+        runs = [
+            sandbox.act(args.event, name, args.expect, variables, job=args.job, **payload)
+            for name in names
+        ]
+    except (ActError, subprocess.CalledProcessError, OSError) as error:
+        print(f"act: {error}", file=sys.stderr)
+        return 1
+    for run in runs:
+        print(run.summary())
+        if not run.ok:
+            failed = [job for job, result in run.jobs.items() if result != "success"]
+            for job in failed:
+                print(f"--- {run.workflow}/{job} (last lines) ---\n{run.output(job)[-3000:]}")
+            if run.missing:
+                print(
+                    f"act: expected jobs did not run: {', '.join(run.missing)} (act skips jobs "
+                    "whose runs-on label has no -P mapping, and jobs whose needs failed)"
+                )
+    if args.keep:
+        print(f"act: sandbox kept in {root}; deployments keep running under {sandbox.run_dir}")
+        print(
+            f"     stop them with: GITOPS_ML_RUN_DIR={sandbox.run_dir} make undeploy DEPLOY_ENV=…"
+        )
+    else:
+        stopped = sandbox.stop_deployments()
+        if stopped:
+            print(f"act: stopped the deployments the run started ({', '.join(stopped)})")
+        if all(run.ok for run in runs):
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"act: logs kept in {root / 'logs'}")
+    return 0 if all(run.ok for run in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

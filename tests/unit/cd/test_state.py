@@ -1,0 +1,75 @@
+"""The deployment state files: schema errors, and the edits releases and decisions make."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts.cd.state import (
+    StateError,
+    load_state,
+    parse_state,
+    promoted,
+    released,
+    rolled_back,
+    save_state,
+)
+from scripts.dev.workspace import PROJECT_ROOT
+
+
+def variants(*items: tuple[str, str, int]) -> list[dict[str, object]]:
+    return [{"name": n, "bento": b, "weight": w} for n, b, w in items]
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ((("champion", "m:a", 60), ("challenger", "m:b", 30)), "weights must sum to 100, got 90"),
+        ((("champion", "m:a", 50), ("champion", "m:b", 50)), "duplicate variant names"),
+        ((("challenger", "m:a", 100),), "a variant named 'champion' is required"),
+        ((("champion", "not a tag", 100),), "variants.0.bento: String should match pattern"),
+        ((("canary", "m:a", 100),), "variants.0.name: Input should be 'champion' or 'challenger'"),
+    ],
+)
+def test_invalid_states_are_refused_with_the_key(
+    items: tuple[tuple[str, str, int], ...], message: str
+) -> None:
+    with pytest.raises(StateError, match=r"production\.yaml") as raised:
+        parse_state(
+            {"environment": "production", "variants": variants(*items)}, Path("production.yaml")
+        )
+    assert message in str(raised.value)
+
+
+def test_the_template_state_files_are_valid() -> None:
+    for environment in ("staging", "production"):
+        state = load_state(PROJECT_ROOT / "bentos" / "deployments" / f"{environment}.yaml")
+        assert state.environment == environment
+
+
+def test_file_name_and_environment_must_agree(tmp_path: Path) -> None:
+    state = parse_state({"environment": "staging"}, Path("x"))
+    save_state(state, tmp_path / "production.yaml")
+    with pytest.raises(StateError, match="must match the file name 'production'"):
+        load_state(tmp_path / "production.yaml")
+
+
+def test_release_promote_rollback_edits() -> None:
+    production = parse_state({"environment": "production", "on_release": "challenger"}, Path("x"))
+    first = released(production, "m:a")
+    assert [(v.name, v.bento, v.weight) for v in first.variants] == [("champion", "m:a", 100)]
+    second = released(first, "m:b")
+    assert [(v.name, v.bento, v.weight) for v in second.variants] == [
+        ("champion", "m:a", 90),
+        ("challenger", "m:b", 10),
+    ]
+    assert released(second, "m:a") == second
+    assert [v.bento for v in promoted(second).variants] == ["m:b"]
+    assert [(v.bento, v.weight) for v in rolled_back(second).variants] == [("m:a", 100)]
+    with pytest.raises(StateError, match="no challenger to promote"):
+        promoted(first)
+    staging = parse_state(
+        {"environment": "staging", "variants": variants(("champion", "m:a", 100))}, Path("x")
+    )
+    assert [v.bento for v in released(staging, "m:b").variants] == ["m:b"]

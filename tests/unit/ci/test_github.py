@@ -1,0 +1,96 @@
+"""scripts.comment against the recording cml/gh stand-ins the act harness uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.ci.github import DEFAULT_WATERMARK
+from scripts.dev.act import STANDINS
+
+
+@pytest.fixture
+def github(tmp_path: Path) -> dict[str, str]:
+    """Environment of a pull_request run with the stand-ins first on PATH."""
+    record = tmp_path / "record"
+    record.mkdir()
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"number": 7, "pull_request": {"number": 7}}), encoding="utf-8")
+    return {
+        **os.environ,
+        "PATH": f"{STANDINS / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "GITOPS_ML_RECORD": str(record),
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_REPOSITORY": "team/models",
+    }
+
+
+def comment(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.comment", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def state(env: dict[str, str]) -> dict[str, list[dict[str, object]]]:
+    path = Path(env["GITOPS_ML_RECORD"]) / "github.json"
+    document: dict[str, list[dict[str, object]]] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+@pytest.mark.parametrize("backend", ["cml", "gh"])
+def test_sticky_comment_is_created_once_then_updated(
+    github: dict[str, str], tmp_path: Path, backend: str
+) -> None:
+    report = tmp_path / "report.md"
+    for version in ("first", "second"):
+        report.write_text(f"## report {version}\n", encoding="utf-8")
+        result = comment(github, "--backend", backend, "pr", str(report))
+        assert result.returncode == 0, result.stderr
+    (posted,) = state(github)["comments"]
+    assert posted["pr"] == 7
+    assert posted["edits"] == 1
+    assert "## report second" in str(posted["body"])
+    if backend == "gh":
+        assert str(posted["body"]).startswith(f"<!-- {DEFAULT_WATERMARK} -->")
+    else:
+        assert posted["publish"] == "false"
+
+
+def test_a_comment_without_a_pr_number_fails_with_the_reason(
+    github: dict[str, str], tmp_path: Path
+) -> None:
+    report = tmp_path / "report.md"
+    report.write_text("x\n", encoding="utf-8")
+    env = {**github, "GITHUB_EVENT_PATH": str(tmp_path / "missing.json")}
+    result = comment(env, "--backend", "gh", "pr", str(report))
+    assert result.returncode == 1
+    assert "no pull request number" in result.stderr
+
+
+def test_missing_tools_are_named(github: dict[str, str], tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    report.write_text("x\n", encoding="utf-8")
+    result = comment({**github, "PATH": str(tmp_path)}, "pr", str(report))
+    assert result.returncode == 1
+    assert "cml nor gh not found on PATH" in result.stderr
+
+
+def test_open_pr_is_idempotent(github: dict[str, str], tmp_path: Path) -> None:
+    body = tmp_path / "body.md"
+    body.write_text("drift summary\n", encoding="utf-8")
+    args = ("open-pr", "--head", "retrain/w1", "--title", "Retrain", "--body-file", str(body))
+    first, second = comment(github, *args), comment(github, *args)
+    assert first.returncode == second.returncode == 0
+    assert "opened https://github.invalid/team/models/pull/100" in first.stdout
+    assert "already open for retrain/w1" in second.stdout
+    (pull,) = state(github)["pulls"]
+    assert pull["body"] == "drift summary\n"
