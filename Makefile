@@ -122,6 +122,10 @@ status: install ## Health of what runs for DEPLOY_ENV (exit 1 when something is 
 smoke: install ## Smoke-test the service deployed to DEPLOY_ENV (through its router)
 	python -m scripts.smoke --url "$$(python -m scripts.deploy url --env "$(DEPLOY_ENV)")"
 
+.PHONY: live-gate
+live-gate: install ## Smoke test, then a bounded load run of DEPLOY_ENV's router within gates.live
+	python -m scripts.smoke --load --url "$$(python -m scripts.deploy url --env "$(DEPLOY_ENV)")"
+
 .PHONY: undeploy
 undeploy: install ## Stop what runs for DEPLOY_ENV
 	python -m scripts.deploy down --env "$(DEPLOY_ENV)"
@@ -231,6 +235,10 @@ bench-pipeline: install ## Benchmark the pipeline: full run, no-op repro vs dvc 
 .PHONY: bench-workflows
 bench-workflows: install ## Benchmark scenario (a): train.yml under act vs its commands run directly
 	python -m scripts.dev.bench_workflows
+
+.PHONY: bench-gates
+bench-gates: install ## False-failure rate and power of the paired regression gate (docs/gates.md)
+	python -m scripts.dev.gate_simulation
 
 .PHONY: bench-serving
 bench-serving: bento ## Benchmark the Bento against a FastAPI+joblib baseline with wrk

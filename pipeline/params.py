@@ -52,7 +52,8 @@ class SchemaParams(_Frozen):
     """The input table: feature columns, target, event time and data-quality budgets."""
 
     target: str
-    event_time: str
+    # Optional: without it, splits and windows use what needs no time (``split.method: hash``).
+    event_time: str | None = None
     max_missing_fraction: float = Field(ge=0, le=1)
     allow_duplicates: bool
     columns: dict[str, ColumnSpec]
@@ -62,7 +63,7 @@ class SchemaParams(_Frozen):
         if not self.columns:
             raise ValueError("'columns' must declare at least one feature")
         for special in (self.target, self.event_time):
-            if special in self.columns:
+            if special is not None and special in self.columns:
                 raise ValueError(f"'{special}' is the target or event time; not a feature column")
         if self.target == self.event_time:
             raise ValueError("'target' and 'event_time' must be different columns")
@@ -119,10 +120,13 @@ class DataParams(_Frozen):
 class SplitParams(_Frozen):
     """Train/validation/test split."""
 
-    method: Literal["stratified", "time"]
+    method: Literal["hash", "stratified", "time"]
     val_fraction: float = Field(gt=0, lt=1)
     test_fraction: float = Field(gt=0, lt=1)
     seed: int
+    # The columns whose values fix a row's part under ``hash`` (default: the features and
+    # the event time). Never the target: a corrected label must not move its row.
+    key_columns: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check_sum(self) -> SplitParams:
@@ -170,10 +174,30 @@ class TrainParams(_Frozen):
     torch: TorchParams
 
 
+class GroupParams(_Frozen):
+    """The groups whose metrics the model card and the fairness gate report."""
+
+    columns: tuple[str, ...] = ()
+    # Numeric columns are cut into bands at these edges, e.g. age: [30, 45, 60].
+    bands: dict[str, tuple[float, ...]] = {}
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> GroupParams:
+        for column, edges in self.bands.items():
+            if column not in self.columns:
+                raise ValueError(
+                    f"bands.{column}: not one of the group columns {list(self.columns)}"
+                )
+            if not edges or list(edges) != sorted(set(edges)):
+                raise ValueError(f"bands.{column}: expected increasing edges, got {list(edges)}")
+        return self
+
+
 class EvaluateParams(_Frozen):
     """Evaluation settings."""
 
     threshold: float = Field(gt=0, lt=1)
+    groups: GroupParams = GroupParams()
 
 
 class ExportParams(_Frozen):
@@ -183,18 +207,54 @@ class ExportParams(_Frozen):
     parity_tolerance: float = Field(gt=0)
 
 
+METRIC_NAMES = ("accuracy", "f1", "roc_auc", "log_loss", "precision", "recall")
+GROUP_METRICS = ("roc_auc", "recall", "selection_rate")
+
+
+class RegressionParams(_Frozen):
+    """The paired comparison of the candidate with the reference model on the same rows."""
+
+    # Largest drop the gate tolerates per metric (log_loss: largest rise).
+    tolerances: dict[str, float]
+    confidence: float = Field(gt=0.5, lt=1)
+    resamples: int = Field(ge=100)
+    seed: int = 0
+
+
+class FairnessParams(_Frozen):
+    """Limits on the per-group metric of ``evaluate.groups``."""
+
+    metric: Literal["roc_auc", "recall", "selection_rate"]
+    floor: float = Field(ge=0, le=1)
+    max_gap: float = Field(ge=0, le=1)
+    # Groups with fewer test rows are reported but not judged (too noisy).
+    min_rows: int = Field(ge=1)
+
+
+class LiveParams(_Frozen):
+    """The load run against staging's router before production (the built artifact)."""
+
+    requests: int = Field(ge=10)
+    concurrency: int = Field(ge=1)
+    p95_ms: float = Field(gt=0)
+    max_error_rate: float = Field(ge=0, le=1)
+
+
 class GateParams(_Frozen):
     """Thresholds a model must meet before it is reported green or released."""
 
     floors: dict[str, float]
-    max_regression: dict[str, float]
+    regression: RegressionParams
+    fairness: FairnessParams
     latency_p95_ms: float = Field(gt=0)
     model_size_mb: float = Field(gt=0)
+    live: LiveParams
 
     @model_validator(mode="after")
     def _check_metrics(self) -> GateParams:
-        known = {"accuracy", "f1", "roc_auc", "log_loss", "precision", "recall"}
-        for section, values in (("floors", self.floors), ("max_regression", self.max_regression)):
+        known = set(METRIC_NAMES)
+        sections = (("floors", self.floors), ("regression.tolerances", self.regression.tolerances))
+        for section, values in sections:
             unknown = sorted(set(values) - known)
             if unknown:
                 raise ValueError(
@@ -243,6 +303,32 @@ class Params(_Frozen):
     export: ExportParams
     gates: GateParams
     monitoring: MonitoringParams
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> Params:
+        schema = self.data.schema
+        if self.split.method == "time" and schema.event_time is None:
+            raise ValueError(
+                "split.method: 'time' needs data.schema.event_time; without event times "
+                "use 'hash' (stable when rows are appended) or 'stratified'"
+            )
+        known = {*schema.features, *([schema.event_time] if schema.event_time else [])}
+        unknown = [c for c in self.split.key_columns if c not in known]
+        if unknown:
+            raise ValueError(f"split.key_columns: {unknown} are not schema columns")
+        groups = self.evaluate.groups
+        unknown = [c for c in groups.columns if c not in schema.features]
+        if unknown:
+            raise ValueError(f"evaluate.groups.columns: {unknown} are not feature columns")
+        for column in groups.columns:
+            numeric = schema.columns[column].dtype != "category"
+            if numeric and column not in groups.bands:
+                raise ValueError(
+                    f"evaluate.groups.bands.{column}: numeric group column needs band edges"
+                )
+            if not numeric and column in groups.bands:
+                raise ValueError(f"evaluate.groups.bands.{column}: bands apply to numeric columns")
+        return self
 
 
 def format_errors(path: Path, error: ValidationError) -> str:

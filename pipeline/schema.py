@@ -69,9 +69,12 @@ def build_schema(schema: SchemaParams) -> pa.DataFrameSchema:
         for name, spec in schema.columns.items()
     }
     columns[schema.target] = pa.Column("int64", pa.Check.isin([0, 1]), coerce=True)
-    columns[schema.event_time] = pa.Column("datetime64[ns]", coerce=True)
+    if schema.event_time is not None:
+        columns[schema.event_time] = pa.Column("datetime64[ns]", coerce=True)
     unique = (
-        None if schema.allow_duplicates else [*schema.columns, schema.target, schema.event_time]
+        None
+        if schema.allow_duplicates
+        else [*schema.columns, schema.target, *([schema.event_time] if schema.event_time else [])]
     )
     return pa.DataFrameSchema(columns, strict=True, unique=unique, report_duplicates="all")
 
@@ -228,5 +231,6 @@ def cast_frame(frame: pd.DataFrame, schema: SchemaParams) -> pd.DataFrame:
     dtypes = {name: _DTYPES[spec.dtype] for name, spec in schema.columns.items()}
     dtypes = {name: ("object" if kind == "str" else kind) for name, kind in dtypes.items()}
     cast = frame.astype({**dtypes, schema.target: "int64"})
-    cast[schema.event_time] = pd.to_datetime(cast[schema.event_time])
+    if schema.event_time is not None:
+        cast[schema.event_time] = pd.to_datetime(cast[schema.event_time])
     return cast

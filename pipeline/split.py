@@ -3,19 +3,24 @@
 ``python -m pipeline.split --data data/raw/dataset.parquet --validation reports/validation.json
 --out-dir data/split``
 
-``split.method: stratified`` keeps the default rate equal across the three parts;
-``time`` puts the most recent rows (by the event-time column) in test and the ones
-before in validation, as in a backtest.
+``split.method: hash`` (the default) gives each row the part a hash of its key columns
+points to: appending rows (a labelled production window) never moves an old row, so the
+test rows of the model on main stay unseen by it and champion and challenger can be
+compared on the same rows (docs/gates.md). ``stratified`` keeps the default rate equal
+across the three parts but reshuffles when rows are added; ``time`` puts the most recent
+rows (by the event-time column) in test and the ones before in validation, as in a backtest.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -37,6 +42,24 @@ class Split:
     test: pd.DataFrame
 
 
+def key_columns(cfg: SplitParams, schema: SchemaParams) -> list[str]:
+    """The columns that fix a row's part under ``hash``: configured, else features + time."""
+    if cfg.key_columns:
+        return list(cfg.key_columns)
+    return [*schema.features, *([schema.event_time] if schema.event_time else [])]
+
+
+def hash_position(frame: pd.DataFrame, columns: Sequence[str], seed: int) -> np.ndarray:
+    """A number in [0, 1) per row from its values in ``columns`` alone (not its position).
+
+    The same values give the same number in any table, so a row keeps its part however
+    many rows are added around it; ``seed`` salts the hash.
+    """
+    salt = hashlib.md5(str(seed).encode(), usedforsecurity=False).hexdigest()[:16]
+    hashed = pd.util.hash_pandas_object(frame[list(columns)], index=False, hash_key=salt)
+    return (hashed.to_numpy(dtype=np.uint64) >> np.uint64(11)).astype(np.float64) / 2.0**53
+
+
 def split_frame(frame: pd.DataFrame, cfg: SplitParams, schema: SchemaParams) -> Split:
     """Split a validated table.
 
@@ -55,7 +78,18 @@ def split_frame(frame: pd.DataFrame, cfg: SplitParams, schema: SchemaParams) -> 
             f"split: {len(frame)} rows are too few for val_fraction={cfg.val_fraction} "
             f"and test_fraction={cfg.test_fraction}"
         )
+    if cfg.method == "hash":
+        position = hash_position(frame, key_columns(cfg, schema), cfg.seed)
+        test = position < cfg.test_fraction
+        val = ~test & (position < cfg.test_fraction + cfg.val_fraction)
+        parts = Split(frame[~test & ~val], frame[val], frame[test])
+        empty = [name for name in PARTS if getattr(parts, name).empty]
+        if empty:
+            raise ValueError(f"split: {len(frame)} rows leave the {', '.join(empty)} part empty")
+        return parts
     if cfg.method == "time":
+        if schema.event_time is None:
+            raise ValueError("split.method: 'time' needs data.schema.event_time")
         ordered = frame.sort_values(schema.event_time, kind="stable", ignore_index=True)
         cut_val, cut_test = len(ordered) - n_test - n_val, len(ordered) - n_test
         return Split(

@@ -26,6 +26,8 @@ Packages:
   simulated traffic, the A/B simulation, benchmarks (``python -m scripts.dev.<name>``).
 
 The import rule (``tests/unit/test_import_rule.py`` enforces it): commands import ``cd``
-and ``ci``, never each other; ``cd`` and ``ci`` never import a command or ``dev``; ``ci``
-never imports ``cd``; no product package imports ``tests``.
+and ``ci``, never each other; ``cd`` and ``ci`` never import a command or ``dev`` (``ci``
+reads ``cd``'s state schema to find the serving champion); ``pipeline`` imports no other
+product package; no product package imports ``tests``; ``scripts/ci/github.py`` and
+``scripts/comment.py`` use the standard library only.
 """

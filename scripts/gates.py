@@ -1,8 +1,9 @@
 """Validation gates: may this model go further? ``python -m scripts.gates`` (``make gates``).
 
 Checks the thresholds of the ``gates:`` section of params.yaml against what the pipeline
-wrote (:mod:`scripts.ci.gates`): data validation, metric floors, no regression against
-``--against`` beyond a tolerance, single-row ONNX latency, model size. Writes
+wrote (:mod:`scripts.ci.gates`): data validation, metric floors, no significant regression
+against the reference model on the same rows (production's champion, else the model of
+``--against``), fairness across groups, single-row ONNX latency, model size. Writes
 ``reports/gates.json`` and exits 1 when a gate fails, printing each with its value and
 threshold; 2 when the gates cannot be evaluated.
 """
@@ -29,7 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--validation", type=Path, default=defaults.validation)
     parser.add_argument("--onnx", type=Path, default=defaults.onnx)
     parser.add_argument("--test", type=Path, default=defaults.test)
-    parser.add_argument("--against", default="main", help="git reference for the regression gate")
+    parser.add_argument(
+        "--state", type=Path, default=defaults.state, help="production state (its champion)"
+    )
+    parser.add_argument(
+        "--against", default="main", help="git reference whose model is the fallback reference"
+    )
     parser.add_argument("--no-reference", action="store_true", help="skip the regression gate")
     parser.add_argument("--out", type=Path, default=Path("reports/gates.json"))
     args = parser.parse_args(argv)
@@ -38,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # GitHub's `before` of a push that created the branch: nothing to compare with.
         print(f"gates: no reference ({reference or 'empty'}): regression gate skipped")
         reference = None
-    inputs = GateInputs(args.params, args.metrics, args.validation, args.onnx, args.test)
+    inputs = GateInputs(
+        args.params, args.metrics, args.validation, args.onnx, args.test, args.state
+    )
     try:
         report = check_model(inputs, reference)
     except (ParamsError, ValueError, RuntimeError, OSError, KeyError) as error:

@@ -1,8 +1,10 @@
 """Smoke-test a running service: ``python -m scripts.smoke --url http://127.0.0.1:3000``.
 
 The checks are :func:`scripts.cd.checks.check`. With ``--serve TARGET`` it first starts
-``bentoml serve TARGET`` on a free loopback port and stops it afterwards. Exits 1 naming
-the failed check; the deploy stage runs it against staging.
+``bentoml serve TARGET`` on a free loopback port and stops it afterwards. With ``--load``
+the live gate follows: a bounded load run whose p95 latency and error rate must stay within
+``gates.live`` of params.yaml (release.yml runs it on staging before production). Exits 1
+naming the failed check or budget.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.exit_codes import ExitCode
-from scripts.cd.checks import check, served, wait_ready
+from pipeline.params import DEFAULT_PARAMS_PATH, ParamsError, load_params
+from scripts.cd.checks import check, live_gate, served, wait_ready
 from scripts.cd.errors import SmokeError
 from scripts.cd.processes import free_port
 
@@ -26,7 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="base URL of a running service")
     target.add_argument("--serve", help="start `bentoml serve SERVE` first (a Bento tag or module)")
+    parser.add_argument(
+        "--load", action="store_true", help="then the live gate: a load run within gates.live"
+    )
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
     args = parser.parse_args(argv)
+    if args.load and not args.url:
+        parser.error("--load needs --url (a deployed router)")
     try:
         if args.serve:
             # The server's own log (it logs the rejected request's traceback) goes to a file.
@@ -37,10 +46,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             wait_ready(args.url)
             passed = check(args.url)
+        print(f"smoke: passed {len(passed)} checks ({', '.join(passed)})")
+        if args.load:
+            budget = load_params(args.params).gates.live
+            result, problems = live_gate(args.url, budget)
+            print(
+                f"live gate: {result.requests} requests at concurrency {budget.concurrency} in "
+                f"{result.seconds:.1f} s: p50 {result.p50_ms:.1f} ms, p95 {result.p95_ms:.1f} ms "
+                f"(budget {budget.p95_ms} ms), {result.errors} errors "
+                f"(budget {budget.max_error_rate:.1%})"
+            )
+            if problems:
+                print(f"live gate: FAILED {'; '.join(problems)}", file=sys.stderr)
+                return ExitCode.FOUND_PROBLEM
     except SmokeError as error:
         print(f"smoke: FAILED {error}", file=sys.stderr)
         return ExitCode.FOUND_PROBLEM
-    print(f"smoke: passed {len(passed)} checks ({', '.join(passed)})")
+    except ParamsError as error:
+        print(f"smoke: {error}", file=sys.stderr)
+        return ExitCode.NOT_EVALUATED
     return ExitCode.OK
 
 

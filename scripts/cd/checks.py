@@ -2,7 +2,9 @@
 
 The smoke test checks the metadata, one prediction, one feedback, a rejected bad request
 (4xx, and the server still answers) and the custom Prometheus series. The deploy driver
-waits for readiness with :func:`wait_ready`; ``python -m scripts.smoke`` runs :func:`check`.
+waits for readiness with :func:`wait_ready`; ``python -m scripts.smoke`` runs :func:`check`,
+and with ``--load`` the live gate (:func:`live_gate`): a bounded load run of the built
+Bento behind staging's router, judged against ``gates.live`` before production.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from pipeline.params import LiveParams
 from scripts.cd.errors import SmokeError
 from scripts.cd.processes import running_process
 
@@ -139,3 +145,70 @@ def check(url: str) -> list[str]:
     expect("metrics", status == 200 and "credit_risk_feedback_total" in body, f"HTTP {status}")
     expect("metrics labels", series in body.replace(", ", ","), "no labelled prediction series")
     return passed
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a bounded load run measured against a router."""
+
+    requests: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    seconds: float
+
+    @property
+    def error_rate(self) -> float:
+        """Share of requests that failed (non-2xx or no answer)."""
+        return self.errors / self.requests if self.requests else 0.0
+
+
+def load_probe(url: str, record: dict[str, Any], requests: int, concurrency: int) -> LoadResult:
+    """POST ``requests`` one-record predictions at ``concurrency``; latency and errors.
+
+    Each request carries its own user id, so an A/B router spreads them as real traffic.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(index: int) -> tuple[float, bool]:
+        start = time.perf_counter()
+        try:
+            status, _ = request(
+                f"{url}/predict",
+                {"records": [record]},
+                headers={"X-User-Id": f"gitops-ml-load-{index}"},
+            )
+        except OSError:
+            status = 0
+        return (time.perf_counter() - start) * 1000, 200 <= status < 300
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        outcomes = list(pool.map(one, range(requests)))
+    elapsed = time.perf_counter() - started
+    latencies = np.array([latency for latency, _ in outcomes])
+    return LoadResult(
+        requests=requests,
+        errors=sum(not ok for _, ok in outcomes),
+        p50_ms=round(float(np.percentile(latencies, 50)), 3),
+        p95_ms=round(float(np.percentile(latencies, 95)), 3),
+        seconds=round(elapsed, 3),
+    )
+
+
+def live_gate(url: str, budget: LiveParams) -> tuple[LoadResult, list[str]]:
+    """Load the service at ``url`` as ``gates.live`` says; the result and what broke budget."""
+    status, body = request(f"{url}/metadata", {}, headers=SMOKE_USER)
+    if status != 200:
+        raise SmokeError(f"metadata: HTTP {status}: {body[:200]}")
+    record = example_record(json.loads(body))
+    result = load_probe(url, record, budget.requests, budget.concurrency)
+    problems = []
+    if result.p95_ms > budget.p95_ms:
+        problems.append(f"p95 {result.p95_ms:.1f} ms > budget {budget.p95_ms} ms")
+    if result.error_rate > budget.max_error_rate:
+        problems.append(
+            f"error rate {result.error_rate:.3%} > budget {budget.max_error_rate:.3%} "
+            f"({result.errors} of {result.requests})"
+        )
+    return result, problems

@@ -28,27 +28,6 @@ def dvc_diff(kind: str, reference: str) -> dict[str, dict[str, dict[str, Any]]]:
     return document
 
 
-def metrics_diff(reference: str, metrics_file: str = METRICS_FILE) -> dict[str, Any] | None:
-    """The model's metrics against a git reference (see :func:`dvc_diff`).
-
-    Returns:
-        ``{metric: {"old", "new"}}`` for keys under ``model.``; None when the reference
-        has no metrics file (dvc reports nothing for it).
-
-    Raises:
-        RuntimeError: When dvc fails.
-    """
-    entries = dvc_diff("metrics", reference).get(metrics_file, {})
-    model = {
-        key.removeprefix("model."): value
-        for key, value in entries.items()
-        if key.startswith("model.")
-    }
-    if not model or all(value.get("old") is None for value in model.values()):
-        return None
-    return model
-
-
 def flat_diff(kind: str, reference: str) -> dict[str, dict[str, Any]]:
     """:func:`dvc_diff` with the files merged: ``{key: entry}``."""
     return {

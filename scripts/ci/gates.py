@@ -5,9 +5,12 @@ params.yaml, then checks:
 
 * **data**: the validate stage passed (``reports/validation.json``);
 * **floor_<metric>**: each metric at or above its absolute floor;
-* **regression_<metric>**: no drop against the reference (``main``) beyond its tolerance,
-  from ``dvc metrics diff <ref> --json`` (skipped, and said so, when the reference has no
-  metrics yet — the first PR of a repository);
+* **regression_<metric>**: the candidate against the reference model (production's
+  champion, else the model of ``--against``) on the SAME test rows: fails on a drop that is
+  significant (paired bootstrap, :mod:`scripts.ci.comparison`) and beyond its tolerance
+  (skipped, and said so, when the reference has no model yet — the first PR);
+* **fairness_<column>**: per group of ``evaluate.groups``, the metric of
+  ``gates.fairness`` above its floor and the gap between groups within its limit;
 * **latency_p95_ms**: p95 of single-row ONNX Runtime inference on test rows;
 * **model_size_mb**: size of the ONNX file.
 
@@ -24,10 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.features import target_array
+from pipeline.groups import GroupRow, group_metrics
 from pipeline.io import read_json, read_table
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
-from pipeline.params import DEFAULT_PARAMS_PATH, GateParams, load_params
-from scripts.ci.dvc_diff import METRICS_FILE, metrics_diff
+from pipeline.params import DEFAULT_PARAMS_PATH, FairnessParams, GateParams, load_params
+from scripts.ci.comparison import LOWER_IS_BETTER, Comparison, compare
+from scripts.ci.dvc_diff import METRICS_FILE
+from scripts.ci.reference import Reference, find_reference
 
 LATENCY_ROWS = 300
 
@@ -60,31 +67,75 @@ def floor_gates(metrics: dict[str, float], floors: dict[str, float]) -> list[Gat
 
 
 def regression_gates(
-    diff: dict[str, dict[str, float | None]] | None, tolerances: dict[str, float]
+    comparisons: list[Comparison] | None, tolerances: dict[str, float], why: str
 ) -> list[GateResult]:
-    """No metric drops against the reference by more than its tolerance.
+    """One gate per metric from the paired comparisons (passes, saying why, without any)."""
+    if comparisons is None:
+        return [
+            GateResult(
+                f"regression_{name}",
+                True,
+                None,
+                tolerance,
+                f"{name}: no reference model, nothing to compare ({why})",
+            )
+            for name, tolerance in sorted(tolerances.items())
+        ]
+    return [
+        GateResult(
+            f"regression_{c.metric}",
+            c.passed,
+            round(-c.difference if c.metric not in LOWER_IS_BETTER else c.difference, 6),
+            c.tolerance,
+            f"{c.metric} reference {c.reference:.4f} vs candidate {c.candidate:.4f} on the same "
+            f"{c.rows} rows, difference {c.difference:+.4f} ({c.confidence:.0%} interval "
+            f"{c.low:+.4f} to {c.high:+.4f}): {c.verdict}",
+        )
+        for c in comparisons
+    ]
 
-    Args:
-        diff: ``{metric: {"old": ..., "new": ...}}`` for the model's metrics, or None when
-            the reference has no metrics.
-        tolerances: Largest allowed drop per metric (log_loss: largest allowed rise).
 
-    Returns:
-        One result per metric.
+def fairness_gates(groups: list[GroupRow], cfg: FairnessParams) -> list[GateResult]:
+    """Per group column: every judged group at or above the floor, and a bounded gap.
+
+    Groups with fewer than ``cfg.min_rows`` rows, or where the metric is undefined, are
+    reported in the table but not judged.
     """
     results = []
-    for name, tolerance in sorted(tolerances.items()):
-        entry = (diff or {}).get(name) or {}
-        old, new = entry.get("old"), entry.get("new")
-        if old is None or new is None:
-            detail = f"{name}: no reference value, nothing to compare (tolerance {tolerance})"
-            results.append(GateResult(f"regression_{name}", True, None, tolerance, detail))
+    for column in dict.fromkeys(row.column for row in groups):
+        judged = {
+            row.group: value
+            for row in groups
+            if row.column == column
+            and row.rows >= cfg.min_rows
+            and (value := getattr(row, cfg.metric)) is not None
+        }
+        if not judged:
+            detail = f"{column}: no group with {cfg.min_rows}+ rows and a defined {cfg.metric}"
+            results.append(GateResult(f"fairness_{column}", True, None, cfg.floor, detail))
             continue
-        # log_loss is better when lower; every other metric when higher.
-        drop = (new - old) if name == "log_loss" else (old - new)
-        passed = drop <= tolerance
-        detail = f"{name} {old} -> {new} (drop {drop:.4f}, tolerance {tolerance})"
-        results.append(GateResult(f"regression_{name}", passed, round(drop, 6), tolerance, detail))
+        worst = min(judged, key=judged.__getitem__)
+        best = max(judged, key=judged.__getitem__)
+        gap = judged[best] - judged[worst]
+        problems = []
+        if judged[worst] < cfg.floor:
+            problems.append(
+                f"{cfg.metric} of {column}={worst} is {judged[worst]:.4f} (floor {cfg.floor})"
+            )
+        if gap > cfg.max_gap:
+            problems.append(
+                f"{cfg.metric} gap {gap:.4f} between {column}={best} and {column}={worst} "
+                f"(limit {cfg.max_gap})"
+            )
+        detail = "; ".join(problems) or (
+            f"{cfg.metric} by {column}: lowest {worst} {judged[worst]:.4f} (floor {cfg.floor}), "
+            f"gap {gap:.4f} (limit {cfg.max_gap}) over {len(judged)} groups"
+        )
+        results.append(
+            GateResult(
+                f"fairness_{column}", not problems, round(judged[worst], 6), cfg.floor, detail
+            )
+        )
     return results
 
 
@@ -107,7 +158,9 @@ def latency_p95_ms(
 def evaluate_gates(
     cfg: GateParams,
     metrics: dict[str, float],
-    diff: dict[str, Any] | None,
+    comparisons: list[Comparison] | None,
+    why: str,
+    groups: list[GroupRow],
     validation: dict[str, Any],
     latency_ms: float,
     size_mb: float,
@@ -125,7 +178,8 @@ def evaluate_gates(
         )
     ]
     results += floor_gates(metrics, dict(cfg.floors))
-    results += regression_gates(diff, dict(cfg.max_regression))
+    results += regression_gates(comparisons, dict(cfg.regression.tolerances), why)
+    results += fairness_gates(groups, cfg.fairness)
     results.append(
         GateResult(
             "latency_p95_ms",
@@ -149,10 +203,13 @@ def evaluate_gates(
 
 @dataclass(frozen=True)
 class GateReport:
-    """Every gate's result and the reference the regression gates compared with."""
+    """Every gate's result, the reference compared with, and the tables behind the gates."""
 
     results: list[GateResult]
     reference: str | None
+    reference_why: str
+    comparisons: list[Comparison]
+    groups: list[GroupRow]
 
     @property
     def passed(self) -> bool:
@@ -169,7 +226,10 @@ class GateReport:
         return {
             "passed": self.passed,
             "reference": self.reference,
+            "reference_why": self.reference_why,
             "gates": [asdict(result) for result in self.results],
+            "comparisons": [comparison.to_json() for comparison in self.comparisons],
+            "groups": [row.to_json() for row in self.groups],
         }
 
 
@@ -182,28 +242,81 @@ class GateInputs:
     validation: Path = Path("reports/validation.json")
     onnx: Path = Path("models/model.onnx")
     test: Path = Path("data/split/test.parquet")
+    state: Path = Path("bentos/deployments/production.yaml")
 
 
-def check_model(inputs: GateInputs, reference: str | None) -> GateReport:
-    """Read the pipeline's outputs, measure latency and size, and check every gate.
+def score_reference(reference: Reference, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """The reference model's probabilities on the candidate's test rows.
+
+    Raises:
+        ValueError: When the reference needs an input the rows lack (a schema change).
+    """
+    model = OnnxClassifier(reference.model, threads=1)
+    missing = [name for name in model.input_names if name not in feeds]
+    if missing:
+        raise ValueError(
+            f"the reference model ({reference.revision}) needs input(s) {missing} that the "
+            "candidate's test rows lack: the schema changed, compare by hand"
+        )
+    return model.predict_proba({name: feeds[name] for name in model.input_names})
+
+
+def check_model(inputs: GateInputs, against: str | None) -> GateReport:
+    """Read the pipeline's outputs, score both models on the test rows, check every gate.
 
     Args:
         inputs: The files to read.
-        reference: Git reference for the regression gates; None skips them.
+        against: Git reference whose model is the fallback reference; None skips the
+            regression gates.
 
     Raises:
         ParamsError: params.yaml breaks a rule.
-        RuntimeError: dvc could not diff against the reference.
+        RuntimeError: A recorded reference model could not be read.
         OSError, ValueError, KeyError: An input is missing or malformed.
     """
     params = load_params(inputs.params)
+    schema, threshold = params.data.schema, params.evaluate.threshold
     metrics = read_json(inputs.metrics)["model"]
     validation = read_json(inputs.validation)
-    diff = None if reference is None else metrics_diff(reference)
-    test = read_table(inputs.test).head(LATENCY_ROWS)
-    model = OnnxClassifier(inputs.onnx, threads=1)
-    latency = latency_p95_ms(model, feeds_from_frame(test, params.data.schema))
-    results = evaluate_gates(
-        params.gates, metrics, diff, validation, latency, inputs.onnx.stat().st_size / 1e6
+    test = read_table(inputs.test)
+    labels = target_array(test, schema)
+    feeds = feeds_from_frame(test, schema)
+    candidate = OnnxClassifier(inputs.onnx, threads=1)
+    probability = candidate.predict_proba(feeds)
+    reference, why = (
+        (None, "--no-reference") if against is None else find_reference(against, inputs.state)
     )
-    return GateReport(results, None if diff is None else reference)
+    comparisons = None
+    if reference is not None:
+        reference_probability = score_reference(reference, feeds)
+        comparisons = [
+            compare(
+                labels,
+                reference_probability,
+                probability,
+                metric,
+                tolerance,
+                params.gates.regression,
+                threshold,
+            )
+            for metric, tolerance in sorted(params.gates.regression.tolerances.items())
+        ]
+    groups = group_metrics(test, labels, probability, threshold, params.evaluate.groups)
+    head = {name: values[:LATENCY_ROWS] for name, values in feeds.items()}
+    results = evaluate_gates(
+        params.gates,
+        metrics,
+        comparisons,
+        why,
+        groups,
+        validation,
+        latency_p95_ms(candidate, head),
+        inputs.onnx.stat().st_size / 1e6,
+    )
+    return GateReport(
+        results,
+        None if reference is None else reference.revision,
+        why,
+        comparisons or [],
+        groups,
+    )

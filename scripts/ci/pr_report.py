@@ -41,6 +41,48 @@ def _change(entry: Mapping[str, Any]) -> str:
     return "new" if entry.get("old") is None else "—"
 
 
+def _comparison_section(gates: Mapping[str, Any]) -> list[str]:
+    comparisons = gates.get("comparisons") or []
+    lines = ["", "### Candidate vs reference on the same test rows", ""]
+    if not comparisons:
+        why = gates.get("reference_why") or "no reference model"
+        return [*lines, f"No paired comparison: {why}."]
+    first = comparisons[0]
+    lines += [
+        f"Reference: `{gates.get('reference')}` — {gates.get('reference_why')}. Both models "
+        f"scored the same {first['rows']} test rows; interval: paired bootstrap "
+        f"({first['confidence']:.0%}).",
+        "",
+        "| metric | reference | candidate | difference | interval | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        lines.append(
+            f"| {c['metric']} | {c['reference']:.4f} | {c['candidate']:.4f} "
+            f"| {c['difference']:+.4f} | {c['low']:+.4f} to {c['high']:+.4f} | {c['verdict']} |"
+        )
+    return lines
+
+
+def _fairness_section(gates: Mapping[str, Any]) -> list[str]:
+    groups = gates.get("groups") or []
+    if not groups:
+        return []
+    lines = [
+        "",
+        "### By group (test rows)",
+        "",
+        "| column | group | rows | ROC AUC | recall | selection rate |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in groups:
+        lines.append(
+            f"| {row['column']} | {row['group']} | {row['rows']} | {_number(row['roc_auc'])} "
+            f"| {_number(row['recall'])} | {_number(row['selection_rate'])} |"
+        )
+    return lines
+
+
 def render(
     gates: Mapping[str, Any],
     metrics: Mapping[str, Mapping[str, Any]],
@@ -71,6 +113,8 @@ def render(
         mark = "PASS" if gate["passed"] else "**FAIL**"
         value, threshold = _number(gate["value"]), _number(gate["threshold"])
         lines.append(f"| {gate['name']} | {mark} | {value} | {threshold} |")
+    lines += _comparison_section(gates)
+    lines += _fairness_section(gates)
     lines += ["", f"### Metrics (test split) vs `{reference}`", ""]
     rows = sorted(key for key in metrics if not key.startswith("threshold"))
     if rows:

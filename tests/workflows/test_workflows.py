@@ -190,7 +190,7 @@ def test_g_ab_experiment_then_hourly_decision_rolls_back_a_worse_challenger(
     open_pr(
         sandbox,
         "lower-threshold",
-        {"evaluate.threshold": 0.05, "gates.floors.f1": 0.0, "gates.max_regression.f1": 1.0},
+        {"evaluate.threshold": 0.05, "gates.floors.f1": 0.0, "gates.regression.tolerances.f1": 1.0},
     )
     production = sandbox.work / "bentos/deployments/production.yaml"
     edit_yaml(

@@ -55,7 +55,24 @@ def test_model_card_lists_metrics_against_the_baseline():
             "n_test": 10,
             "threshold": 0.5,
         },
-        "subgroup_roc_auc": {"region": {"north": 0.81, "south": None}},
+        "groups": [
+            {
+                "column": "region",
+                "group": "north",
+                "rows": 500,
+                "roc_auc": 0.81,
+                "recall": 0.5,
+                "selection_rate": 0.2,
+            },
+            {
+                "column": "region",
+                "group": "south",
+                "rows": 20,
+                "roc_auc": None,
+                "recall": None,
+                "selection_rate": 0.0,
+            },
+        ],
         "training_rows": 100,
         "training_data_md5": "d41d8cd9",
         "data_source": "generator",
@@ -64,6 +81,7 @@ def test_model_card_lists_metrics_against_the_baseline():
     card = model_card(spec)
     assert card.startswith("# Model card: credit-risk:abc1234-0011aabb")
     assert "| roc_auc | 0.8000 | 0.5000 |" in card
-    assert "| region | south | n/a |" in card
+    assert "| region | south | 20 | n/a | n/a | 0.0000 |" in card
+    assert "| region | north | 500 | 0.8100 | 0.5000 | 0.2000 |" in card
     for section in ("## Intended use", "## Training data", "## Limits and ethical considerations"):
         assert section in card
