@@ -153,17 +153,20 @@ def compare(
     # Oriented so that a positive "drop" is always worse.
     lower_is_better = metric in LOWER_IS_BETTER
     drop = observed if lower_is_better else -observed
-    significant = low > 0 if lower_is_better else high < 0
-    passed = not (significant and drop > tolerance)
+    worse = low > 0 if lower_is_better else high < 0
+    better = high < 0 if lower_is_better else low > 0
+    passed = not (worse and drop > tolerance)
     level = f"{cfg.confidence:.0%}"
-    if passed and significant:
-        verdict = f"significant drop of {drop:.4f}, within the tolerance {tolerance}: pass"
-    elif passed:
-        verdict = f"no significant drop at {level} (interval includes 0): pass"
-    else:
+    if not passed:
         verdict = (
             f"significant drop of {drop:.4f} at {level}, beyond the tolerance {tolerance}: fail"
         )
+    elif worse:
+        verdict = f"significant drop of {drop:.4f}, within the tolerance {tolerance}: pass"
+    elif better:
+        verdict = f"significantly better at {level}: pass"
+    else:
+        verdict = f"no significant difference at {level} (interval includes 0): pass"
     return Comparison(
         metric=metric,
         rows=len(y),

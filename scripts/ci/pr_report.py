@@ -49,7 +49,7 @@ def _comparison_section(gates: Mapping[str, Any]) -> list[str]:
         return [*lines, f"No paired comparison: {why}."]
     first = comparisons[0]
     lines += [
-        f"Reference: `{gates.get('reference')}` — {gates.get('reference_why')}. Both models "
+        f"Reference: {gates.get('reference_why')}, commit `{gates.get('reference')}`. Both models "
         f"scored the same {first['rows']} test rows; interval: paired bootstrap "
         f"({first['confidence']:.0%}).",
         "",

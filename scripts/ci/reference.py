@@ -95,7 +95,7 @@ def find_reference(against: str, state_file: Path) -> tuple[Reference | None, st
     revision, why = champion_revision(state_file)
     if revision is None or not tracks_model(revision):
         reason = why if revision is None else f"{why} has no model in its dvc.lock"
-        revision, why = against, f"{against} ({reason})"
+        revision, why = against, f"the model of {against} ({reason})"
     if not tracks_model(revision):
         return None, f"no model recorded in dvc.lock at {revision}"
     return Reference(revision, why, read_model(revision)), why

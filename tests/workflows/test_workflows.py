@@ -98,7 +98,16 @@ def test_a_improving_pr_gets_one_sticky_report_and_goes_green(sandbox: Sandbox) 
     assert "✅ all gates passed" in body
     for gate in ("data", "floor_roc_auc", "floor_f1", "regression_roc_auc", "latency_p95_ms"):
         assert f"| {gate} | PASS |" in body
-    assert "| model.roc_auc | 0.7784 | 0.7931 | +0.0147 |" in body
+    assert "| model.roc_auc | 0.7678 | 0.7886 | +0.0208 |" in body
+    # The paired comparison (main's model, no champion yet) and the fairness table.
+    assert "Reference: the model of origin/main (production has no champion yet)" in body
+    assert "Both models scored the same 3042 test rows" in body
+    assert (
+        "| roc_auc | 0.7678 | 0.7886 | +0.0208 | +0.0120 to +0.0302 "
+        "| significantly better at 95%: pass |"
+    ) in body
+    assert "| fairness_age | PASS | 0.6822 | 0.6500 |" in body
+    assert "| age | >=60 | 142 | 0.6822 | 0.0000 | 0.0000 |" in body
     assert "| train.sklearn.n_estimators | 20 | 150 |" in body
     assert "`reports/figures/roc.png` in [the run's artifact](file://" in body
     assert "[Workflow run](https://github.com/gitops-ml/sandbox/actions/runs/1)" in body
@@ -128,7 +137,8 @@ def test_b_pr_below_the_floor_fails_with_the_gate_named(sandbox: Sandbox) -> Non
     (comment,) = comments(sandbox, 2)
     body = str(comment["body"])
     assert "❌ gates failed" in body
-    assert "| floor_roc_auc | **FAIL** | 0.6772 | 0.7500 |" in body
+    assert "| floor_roc_auc | **FAIL** | 0.6666 | 0.7500 |" in body
+    assert "| fairness_age | **FAIL** | 0.5059 | 0.6500 |" in body
 
 
 def test_d_merge_releases_to_staging_and_production(sandbox: Sandbox) -> None:
@@ -148,7 +158,7 @@ def test_d_merge_releases_to_staging_and_production(sandbox: Sandbox) -> None:
         status, body = request(f"http://127.0.0.1:{running['router_port']}/metadata", {})
         assert status == 200
         roc_auc = json.loads(body)["metrics"]["model"]["roc_auc"]
-        assert roc_auc == pytest.approx(0.7931, abs=1e-4)
+        assert roc_auc == pytest.approx(0.7886, abs=1e-4)
     # The new deployment state is proposed as a PR, its branch pushed to origin.
     (pull,) = [p for p in sandbox.github()["pulls"] if p["head"] == f"gitops/release-{sha}"]
     assert pull["title"] == f"Release {sha}: deployment state"
@@ -171,7 +181,7 @@ def test_c_pr_regressing_against_main_fails_on_the_regression_gate(sandbox: Sand
     assert "gate regression_roc_auc: FAIL" in output
     assert "gate floor_roc_auc: FAIL" not in output
     (comment,) = comments(sandbox, 3)
-    assert "| regression_roc_auc | **FAIL** | 0.0147 | 0.0100 |" in str(comment["body"])
+    assert "| regression_roc_auc | **FAIL** | 0.0208 | 0.0100 |" in str(comment["body"])
 
 
 def merge_state_pr(sandbox: Sandbox, branch: str) -> str:
@@ -287,3 +297,25 @@ def test_f_ci_workflow_lint_job_runs_under_act(sandbox: Sandbox) -> None:
     assert run.ok, explain(run)
     assert run.jobs == {"workflows": "success"}
     assert "No findings to report" in run.output("workflows")
+
+
+def test_i_a_release_over_the_live_latency_budget_never_reaches_production(
+    sandbox: Sandbox,
+) -> None:
+    production = deployment(sandbox, "production")
+    assert production is not None
+    sandbox.git("checkout", "-q", "main")
+    before = sandbox.head()
+    # Test (e) left an impossible floor on main; this release fails later, on staging.
+    sandbox.set_params({"gates.floors.roc_auc": 0.75, "gates.live.p95_ms": 0.001})
+    sandbox.commit_all("A live latency budget no service meets")
+    sandbox.push("main")
+    run = sandbox.act("push", "release.yml", before=before, expect=["build", "image", "staging"])
+    assert run.returncode != 0
+    assert run.jobs == {"build": "success", "image": "success", "staging": "failure"}, explain(run)
+    staging = run.output("staging")
+    assert "smoke: passed 10 checks" in staging
+    assert "live gate: 400 requests at concurrency 4" in staging
+    assert "live gate: FAILED p95" in staging
+    assert "> budget 0.001 ms" in staging
+    assert deployment(sandbox, "production") == production
