@@ -15,6 +15,15 @@
 * **Skipped jobs**: act silently skips a job whose label has no mapping. Each workflow runs
   on its own and the jobs that reported a result are compared with the expected ones; a
   missing job fails the run.
+* **GitHub's rules** (docs/harness.md): each act run carries its own ``RUNNER_TRACKING_ID``
+  and, when a job ends, every process that job started with it is terminated, as the runner
+  does (:mod:`scripts.dev.runner`). The ``gh`` stand-in refuses a pull request made with the
+  workflow's ``GITHUB_TOKEN`` unless the repository setting allows it (``Sandbox.settings``,
+  off by default, as on GitHub) and records which token made each change. A job targeting
+  an environment with required reviewers (``Sandbox.protected``) waits: the run fails
+  unless a reviewer approved it (``Sandbox.approved``). The setup-cml stand-in fails as the
+  real action does without ``vega: false``. Unset ``vars.*`` and secrets are empty strings,
+  as act does. A scenario may relax a rule by name (``Sandbox.relax``), saying why.
 
 The project's environment is reused by the jobs (``VENV``), as actions/cache would restore it.
 """
@@ -29,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +47,7 @@ from typing import Any
 
 import yaml
 
+from scripts.dev.runner import cleanup_job, new_tracking_id
 from scripts.dev.workspace import PROJECT_ROOT, copy_project, edit_yaml, tool_env
 
 STANDINS = PROJECT_ROOT / ".github" / "act"
@@ -65,6 +76,16 @@ USES = re.compile(r"uses:\s*([\w.-]+/[\w.-]+)(?:/[\w./-]+)?@([0-9a-f]{40})")
 EVENT_TRIGGERS = {"pull_request", "push", "schedule", "workflow_dispatch"}
 REPOSITORY = "gitops-ml/sandbox"
 ACT_TIMEOUT_S = 1800
+# The secret act hands the workflows as GITHUB_TOKEN: the gh stand-in applies GitHub's rules
+# for that token (no PR unless the repository allows it; its events trigger no workflow).
+WORKFLOW_TOKEN = "act-sandbox-token"
+# Repository settings as a new repository has them (Settings -> Actions -> General).
+DEFAULT_SETTINGS = {"actions_can_create_pull_requests": False}
+# GitHub behaviours the harness models that a scenario may relax, each by name (docs/harness.md).
+RULES = {
+    "orphan-cleanup": "the runner terminates a job's processes when the job ends",
+    "setup-cml-canvas": "iterative/setup-cml@v2.0.1 fails installing canvas@2 unless vega: false",
+}
 
 
 class ActError(RuntimeError):
@@ -109,9 +130,99 @@ def workflows_for(root: Path, event: str) -> list[Path]:
     ]
 
 
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """GitHub's filter pattern as a regex: ``**`` crosses folders, ``*`` and ``?`` do not."""
+    parts = re.split(r"(\*\*/?|\*|\?)", pattern)
+    table = {"**": ".*", "**/": "(?:.*/)?", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(table.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def _matches(patterns: Iterable[str], value: str) -> bool:
+    return any(_glob_regex(pattern).match(value) for pattern in patterns)
+
+
+def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: str) -> list[str]:
+    """Workflow files GitHub starts for ``event`` on ``branch`` changing ``changed`` files.
+
+    ``branch`` is the pushed branch (push) or the base branch (pull_request). ``branches``,
+    ``paths`` and ``paths-ignore`` filter as on GitHub ("Workflow syntax", filter pattern
+    cheat sheet); act ignores them, so the harness decides which workflows run.
+    """
+    started = []
+    for path in sorted(root.glob(".github/workflows/*.yml")):
+        on = yaml.safe_load(path.read_text(encoding="utf-8"))
+        on = on.get("on", on.get(True))
+        config = {on: None} if isinstance(on, str) else dict(on or {})
+        if event not in config:
+            continue
+        filters = config[event] or {}
+        if "branches" in filters and not _matches(filters["branches"], branch):
+            continue
+        if "paths" in filters and not any(_matches(filters["paths"], f) for f in changed):
+            continue
+        ignored = filters.get("paths-ignore")
+        if ignored and all(_matches(ignored, f) for f in changed):
+            continue
+        started.append(path.name)
+    return started
+
+
+def environment_groups(root: Path) -> dict[str, set[str]]:
+    """Per deployment environment, the concurrency groups of the jobs that target it.
+
+    Jobs in different groups run at the same time (GitHub docs, "Using concurrency"); a job
+    without a group is its own (``(none) workflow/job``). Expressions are kept as written.
+    """
+    groups: dict[str, set[str]] = {}
+    for path in sorted(root.glob(".github/workflows/*.yml")):
+        workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+        default = workflow.get("concurrency")
+        for name, job in workflow["jobs"].items():
+            concurrency = job.get("concurrency", default)
+            group = concurrency.get("group") if isinstance(concurrency, dict) else concurrency
+            target = job.get("environment")
+            target = target.get("name") if isinstance(target, dict) else target
+            if not isinstance(target, str):
+                continue
+            names = {target}
+            if "${{" in target:
+                matrix = (job.get("strategy") or {}).get("matrix") or {}
+                names = {str(v) for vs in matrix.values() if isinstance(vs, list) for v in vs}
+            for environment in names:
+                groups.setdefault(environment, set()).add(
+                    str(group) if group else f"(none) {path.name}/{name}"
+                )
+    return groups
+
+
 def job_ids(path: Path) -> list[str]:
     """The job ids of a workflow file."""
     return list(yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"])
+
+
+def waiting_jobs(path: Path, protected: set[str], only: str | None = None) -> list[str]:
+    """Jobs of a workflow that target a protected environment (they wait for a reviewer).
+
+    ``environment:`` may be a name or ``{name: ...}``; an expression (``${{ matrix.x }}``)
+    counts when any value of the job's matrix is protected.
+    """
+    waiting = []
+    for name, job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].items():
+        if only is not None and name != only:
+            continue
+        target = job.get("environment")
+        target = target.get("name") if isinstance(target, dict) else target
+        if not isinstance(target, str):
+            continue
+        names = {target}
+        if "${{" in target:
+            matrix = (job.get("strategy") or {}).get("matrix") or {}
+            names = {
+                str(v) for values in matrix.values() if isinstance(values, list) for v in values
+            }
+        if names & protected:
+            waiting.append(name)
+    return waiting
 
 
 @dataclass
@@ -126,6 +237,8 @@ class ActRun:
     log: Path
     seconds: float
     lines: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    # Per job, the processes the runner's orphan cleanup terminated when the job ended.
+    cleaned: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def missing(self) -> list[str]:
@@ -157,6 +270,50 @@ class ActRun:
         return "\n".join(rows)
 
 
+def run_streaming(
+    command: Sequence[str], cwd: Path, env: Mapping[str, str], tracking_id: str | None
+) -> tuple[int, str, dict[str, list[int]]]:
+    """Run act, reading its JSON log as it comes; at each job's end, the runner's cleanup.
+
+    Args:
+        command: The act command line (with ``--json``).
+        cwd: Where act runs.
+        env: Its environment.
+        tracking_id: The run's ``RUNNER_TRACKING_ID``; None turns the cleanup off.
+
+    Returns:
+        Act's exit status, its whole output, and the pids terminated per job.
+    """
+    cleaned: dict[str, list[int]] = {}
+    output: list[str] = []
+    with subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        watchdog = threading.Timer(ACT_TIMEOUT_S, process.kill)
+        watchdog.start()
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                output.append(line)
+                if tracking_id is None or not line.startswith("{") or '"jobResult"' not in line:
+                    continue
+                job = str(json.loads(line).get("jobID", ""))
+                cleaned.setdefault(job, []).extend(cleanup_job(tracking_id, job))
+            returncode = process.wait()
+        finally:
+            watchdog.cancel()
+    if tracking_id is not None:  # a job act never reported (cancelled, crashed)
+        leftovers = cleanup_job(tracking_id)
+        if leftovers:
+            cleaned.setdefault("(after the run)", []).extend(leftovers)
+    return returncode, "".join(output), cleaned
+
+
 @dataclass
 class Sandbox:
     """A clone with a bare ``origin`` and a local DVC remote, where act runs."""
@@ -164,6 +321,20 @@ class Sandbox:
     root: Path
     # Extra environment for every job (e.g. the deployment ports a test chose).
     job_env: dict[str, str] = field(default_factory=dict)
+    # Repository settings the GitHub stand-in enforces (DEFAULT_SETTINGS: GitHub's defaults).
+    settings: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    # Rules of RULES turned off, each with why (the defect scenario and issue that fix it).
+    relaxed: dict[str, str] = field(default_factory=dict)
+    # Environments whose protection rules require a reviewer; a job targeting one waits.
+    protected: set[str] = field(default_factory=set)
+    # Environments a reviewer approved for the next run.
+    approved: set[str] = field(default_factory=set)
+
+    def relax(self, rule: str, why: str) -> None:
+        """Turn one modelled rule off, saying why (it shows in every run's summary)."""
+        if rule not in RULES:
+            raise ActError(f"unknown rule {rule!r}: one of {', '.join(sorted(RULES))}")
+        self.relaxed[rule] = why
 
     @property
     def work(self) -> Path:
@@ -262,9 +433,17 @@ class Sandbox:
         if event not in triggers(yaml.safe_load(path.read_text(encoding="utf-8"))):
             raise ActError(f"{workflow} is not triggered by {event}")
         expected = list(expect) if expect is not None else [job] if job else job_ids(path)
+        waiting = waiting_jobs(path, self.protected - self.approved, job)
+        if waiting:
+            raise ActError(
+                f"{workflow}: job(s) {', '.join(waiting)} wait for a reviewer of a protected "
+                "environment; GitHub holds the run until someone approves it"
+            )
+        self.approved.clear()
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         stamp = f"{path.stem}-{event}-{len(list(logs.glob('*.jsonl'))):02d}"
+        tracking_id = new_tracking_id()
         event_file = logs / f"{stamp}.event.json"
         event_file.write_text(json.dumps(self.event_payload(event, **payload)), encoding="utf-8")
         artifacts = self.root / "artifacts" / stamp
@@ -284,10 +463,13 @@ class Sandbox:
             "--action-cache-path",
             str(self.root / "act-cache"),
             "--secret",
-            "GITHUB_TOKEN=act-sandbox-token",
+            f"GITHUB_TOKEN={WORKFLOW_TOKEN}",
             # Else act derives it from origin's URL, here a local path.
             "--env",
             f"GITHUB_REPOSITORY={REPOSITORY}",
+            # One id per run; act sets GITHUB_JOB per job, so the pair names a job.
+            "--env",
+            f"RUNNER_TRACKING_ID={tracking_id}",
         ]
         if job:
             command += ["--job", job]
@@ -303,33 +485,34 @@ class Sandbox:
             GITOPS_ML_ARTIFACTS=str(artifacts),
             GITOPS_ML_STANDINS=str(STANDINS / "bin"),
             GITOPS_ML_RUN_DIR=str(self.run_dir),
+            GITOPS_ML_WORKFLOW_TOKEN=WORKFLOW_TOKEN,
+            GITOPS_ML_RELAXED=",".join(sorted(self.relaxed)),
             **self.job_env,
             **(env or {}),
         )
         self.record.mkdir(exist_ok=True)
+        (self.record / "settings.json").write_text(json.dumps(self.settings), encoding="utf-8")
         started = time.monotonic()
-        result = subprocess.run(
+        returncode, output, cleaned = run_streaming(
             command,
-            cwd=self.work,
-            env=job_env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=ACT_TIMEOUT_S,
+            self.work,
+            job_env,
+            None if "orphan-cleanup" in self.relaxed else tracking_id,
         )
         seconds = time.monotonic() - started
-        (logs / f"{stamp}.jsonl").write_text(result.stdout + result.stderr, encoding="utf-8")
-        lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        (logs / f"{stamp}.jsonl").write_text(output, encoding="utf-8")
+        lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
         jobs = {line["jobID"]: line["jobResult"] for line in lines if "jobResult" in line}
         run = ActRun(
             workflow,
             event,
-            result.returncode,
+            returncode,
             jobs,
             expected,
             logs / f"{stamp}.jsonl",
             seconds,
             lines,
+            cleaned,
         )
         (logs / f"{stamp}.log").write_text(run.output(), encoding="utf-8")
         return run
@@ -420,10 +603,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--var", action="append", default=[], help="repository variable k=v")
     parser.add_argument("--sandbox", type=Path, default=None, help="default: a temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep the sandbox afterwards")
+    parser.add_argument(
+        "--relax",
+        action="append",
+        default=[],
+        choices=sorted(RULES),
+        help="turn one of GitHub's rules off (default: every rule on, as on GitHub)",
+    )
+    parser.add_argument(
+        "--allow-actions-prs",
+        action="store_true",
+        help="the repository setting 'Allow GitHub Actions to create pull requests' (off)",
+    )
     args = parser.parse_args(argv)
     root = args.sandbox or Path(tempfile.mkdtemp(prefix="gitops-ml-act-"))
     try:
         sandbox = create_sandbox(root)
+        for rule in args.relax:
+            sandbox.relax(rule, "--relax on the command line")
+        sandbox.settings["actions_can_create_pull_requests"] = args.allow_actions_prs
         before = sandbox.baseline()
         if args.event == "pull_request":
             sandbox.git("checkout", "-q", "-b", "act/pull-request")
@@ -452,8 +650,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ActError, subprocess.CalledProcessError, OSError) as error:
         print(f"act: {error}", file=sys.stderr)
         return 1
+    if sandbox.relaxed:
+        print(f"act: rules relaxed: {', '.join(sorted(sandbox.relaxed))}")
     for run in runs:
         print(run.summary())
+        for job, pids in run.cleaned.items():
+            print(f"  runner cleanup at the end of {job}: terminated {len(pids)} process(es)")
         if not run.ok:
             failed = [job for job, result in run.jobs.items() if result != "success"]
             for job in failed:

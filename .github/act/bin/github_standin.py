@@ -4,6 +4,12 @@ Only the calls ``scripts/ci/github.py`` makes are implemented; anything else exi
 message, so a new call cannot pass unnoticed. State lives in ``$GITOPS_ML_RECORD/github.json``
 (comments and pull requests, as GitHub would hold them) and every call is appended to
 ``$GITOPS_ML_RECORD/calls.jsonl``; tests read both.
+
+GitHub's token rules (docs/harness.md): a change records which token made it —
+``workflow`` for the run's ``GITHUB_TOKEN`` (``$GITOPS_ML_WORKFLOW_TOKEN``), whose events
+trigger no workflow, else ``app`` — and ``gh pr create`` with the workflow token fails, as
+on GitHub, unless ``$GITOPS_ML_RECORD/settings.json`` allows Actions to create pull
+requests (off by default).
 """
 
 from __future__ import annotations
@@ -37,6 +43,21 @@ def fail(message: str) -> None:
     """Exit 2 with a message: the call is not what the stand-in supports."""
     print(f"stand-in: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def settings() -> dict[str, Any]:
+    """The repository settings the harness set (GitHub's defaults when none)."""
+    path = RECORD / "settings.json"
+    stored: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {"actions_can_create_pull_requests": False, **stored}
+
+
+def token_kind() -> str:
+    """``workflow`` for the run's GITHUB_TOKEN, ``none`` without a token, else ``app``."""
+    token = os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_TOKEN") or ""
+    if not token:
+        return "none"
+    return "workflow" if token == os.environ.get("GITOPS_ML_WORKFLOW_TOKEN") else "app"
 
 
 def event_pr() -> int | None:
@@ -131,6 +152,15 @@ def gh_pr(argv: list[str], state: dict[str, Any]) -> None:
         pulls = [p for p in state["pulls"] if p["head"] == args.head and p["state"] == args.state]
         print(json.dumps([{"number": p["number"], "url": p["url"]} for p in pulls]))
         return
+    kind = token_kind()
+    if kind == "workflow" and not settings()["actions_can_create_pull_requests"]:
+        # GitHub's answer (HTTP 403) when the repository setting is off, its default.
+        print(
+            "pull request create failed: GraphQL: GitHub Actions is not permitted to create "
+            "or approve pull requests (createPullRequest)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     number = 100 + len(state["pulls"])
     url = f"https://github.invalid/{args.repo}/pull/{number}"
     body = Path(args.body_file).read_text(encoding="utf-8")
@@ -143,6 +173,9 @@ def gh_pr(argv: list[str], state: dict[str, Any]) -> None:
             "state": "open",
             "title": args.title,
             "body": body,
+            "token": kind,
+            # Events made with the workflow's GITHUB_TOKEN start no workflow run.
+            "triggers_workflows": kind != "workflow",
         }
     )
     print(url)

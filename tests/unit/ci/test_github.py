@@ -94,3 +94,45 @@ def test_open_pr_is_idempotent(github: dict[str, str], tmp_path: Path) -> None:
     assert "already open for retrain/w1" in second.stdout
     (pull,) = state(github)["pulls"]
     assert pull["body"] == "drift summary\n"
+
+
+def open_pr(env: dict[str, str], tmp_path: Path, token: str) -> subprocess.CompletedProcess[str]:
+    body = tmp_path / "body.md"
+    body.write_text("state change\n", encoding="utf-8")
+    return comment(
+        {**env, "GH_TOKEN": token, "GITOPS_ML_WORKFLOW_TOKEN": "the-workflow-token"},
+        "open-pr",
+        "--head",
+        "gitops/x",
+        "--title",
+        "x",
+        "--body-file",
+        str(body),
+    )
+
+
+def test_a_pr_made_with_the_workflow_token_is_refused_by_default(
+    github: dict[str, str], tmp_path: Path
+) -> None:
+    result = open_pr(github, tmp_path, "the-workflow-token")
+    assert result.returncode == 1
+    assert "GitHub Actions is not permitted to create or approve pull requests" in result.stderr
+    assert state(github)["pulls"] == []
+
+
+def test_the_workflow_token_opens_prs_when_allowed_but_they_trigger_nothing(
+    github: dict[str, str], tmp_path: Path
+) -> None:
+    settings = Path(github["GITOPS_ML_RECORD"]) / "settings.json"
+    settings.write_text(json.dumps({"actions_can_create_pull_requests": True}), encoding="utf-8")
+    assert open_pr(github, tmp_path, "the-workflow-token").returncode == 0
+    (pull,) = state(github)["pulls"]
+    assert (pull["token"], pull["triggers_workflows"]) == ("workflow", False)
+
+
+def test_an_app_token_opens_prs_that_trigger_workflows(
+    github: dict[str, str], tmp_path: Path
+) -> None:
+    assert open_pr(github, tmp_path, "an-app-installation-token").returncode == 0
+    (pull,) = state(github)["pulls"]
+    assert (pull["token"], pull["triggers_workflows"]) == ("app", True)

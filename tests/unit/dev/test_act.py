@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dev.act import ActError, local_repository_args, triggers, workflows_for
+from scripts.dev.act import (
+    ActError,
+    Sandbox,
+    environment_groups,
+    local_repository_args,
+    triggered_workflows,
+    triggers,
+    waiting_jobs,
+    workflows_for,
+)
 from scripts.dev.workspace import PROJECT_ROOT
 
 
@@ -32,3 +41,64 @@ def test_triggers_and_workflows_for_an_event() -> None:
     assert triggers({"on": "push"}) == {"push"}
     names = {path.name for path in workflows_for(PROJECT_ROOT, "pull_request")}
     assert names == {"ci.yml", "train.yml"}
+
+
+def test_jobs_targeting_a_protected_environment_wait_for_a_reviewer() -> None:
+    workflows = PROJECT_ROOT / ".github" / "workflows"
+    assert waiting_jobs(workflows / "promote.yml", {"production"}) == ["decide"]
+    assert waiting_jobs(workflows / "promote.yml", {"staging"}) == []
+    # A matrix over environments waits when any of them is protected.
+    assert waiting_jobs(workflows / "deploy.yml", {"production"}) == ["apply"]
+    assert waiting_jobs(workflows / "release.yml", {"production"}) == ["production"]
+
+
+def test_only_known_rules_can_be_relaxed(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    sandbox.relax("orphan-cleanup", "issue 13")
+    assert sandbox.relaxed == {"orphan-cleanup": "issue 13"}
+    with pytest.raises(ActError, match="unknown rule 'no-such-rule'"):
+        sandbox.relax("no-such-rule", "x")
+
+
+def test_paths_and_branches_filters_decide_which_workflows_start() -> None:
+    assert triggered_workflows(PROJECT_ROOT, "pull_request", ["README.md"], "main") == ["ci.yml"]
+    assert triggered_workflows(PROJECT_ROOT, "pull_request", ["params.yaml"], "main") == [
+        "ci.yml",
+        "train.yml",
+    ]
+    assert "deploy.yml" in triggered_workflows(
+        PROJECT_ROOT, "push", ["bentos/deployments/k8s/production/a.yaml"], "main"
+    )
+    assert "deploy.yml" not in triggered_workflows(PROJECT_ROOT, "push", ["README.md"], "main")
+    assert triggered_workflows(PROJECT_ROOT, "push", ["bentos/deployments/a.yaml"], "dev") == []
+
+
+def test_concurrency_groups_are_collected_per_environment(tmp_path: Path) -> None:
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "a.yml").write_text(
+        """
+on: push
+concurrency: {group: prod}
+jobs:
+  x: {runs-on: self-hosted, environment: production, steps: []}
+  y:
+    runs-on: self-hosted
+    environment: ${{ matrix.e }}
+    strategy: {matrix: {e: [staging, production]}}
+    steps: []
+""",
+        encoding="utf-8",
+    )
+    (workflows / "b.yml").write_text(
+        """
+on: push
+jobs:
+  z: {runs-on: self-hosted, environment: {name: production}, steps: []}
+""",
+        encoding="utf-8",
+    )
+    assert environment_groups(tmp_path) == {
+        "production": {"prod", "(none) b.yml/z"},
+        "staging": {"prod"},
+    }
