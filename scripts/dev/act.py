@@ -51,8 +51,9 @@ from scripts.dev.runner import cleanup_job, new_tracking_id
 from scripts.dev.workspace import PROJECT_ROOT, copy_project, edit_yaml, tool_env
 
 STANDINS = PROJECT_ROOT / ".github" / "act"
-# Marketplace actions and their local stand-ins (actions/checkout is handled by act itself).
+# Marketplace actions and their local stand-ins.
 ACTION_STANDINS = {
+    "actions/checkout": "checkout",
     "actions/setup-python": "setup-python",
     "actions/cache": "cache",
     "actions/upload-artifact": "upload-artifact",
@@ -61,7 +62,6 @@ ACTION_STANDINS = {
     "docker/login-action": "docker-login",
     "actions/create-github-app-token": "create-github-app-token",
 }
-SELF_HANDLED = {"actions/checkout"}
 # Labels of GitHub-hosted and self-hosted runners the workflows may name.
 RUNNER_LABELS = (
     "ubuntu-latest",
@@ -102,8 +102,6 @@ def local_repository_args(root: Path) -> list[str]:
     """``--local-repository`` for each pinned action; an action without a stand-in fails."""
     args: list[str] = []
     for repo, sha in sorted(action_pins(root)):
-        if repo in SELF_HANDLED:
-            continue
         if repo not in ACTION_STANDINS:
             raise ActError(f"{repo}@{sha}: no stand-in; add one under {STANDINS / 'actions'}")
         args += [
@@ -418,6 +416,51 @@ class Sandbox:
             return {"inputs": fields.get("inputs", {}), "repository": repository}
         raise ActError(f"no payload for event {event!r} (one of {sorted(EVENT_TRIGGERS)})")
 
+    def origin_git(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``git ARGS`` in the bare origin."""
+        return subprocess.run(
+            ["git", "--git-dir", str(self.root / "origin.git"), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def publish_pull_request(self, number: int, base: str) -> str:
+        """Push ``refs/pull/N/head`` and create ``refs/pull/N/merge`` in origin, as GitHub does.
+
+        The merge commit is the PR's head merged into the base branch; a PR with conflicts
+        gets no merge ref, and GitHub starts no ``pull_request`` run for it.
+
+        Raises:
+            ActError: When the PR conflicts with its base.
+        """
+        head = self.head()
+        self.git("push", "-q", "--force", "origin", f"{head}:refs/pull/{number}/head")
+        tip = self.origin_git("rev-parse", f"refs/heads/{base}").stdout.strip()
+        merged = self.origin_git("merge-tree", "--write-tree", tip, head)
+        if merged.returncode != 0:
+            self.origin_git("update-ref", "-d", f"refs/pull/{number}/merge")
+            raise ActError(
+                f"PR #{number} conflicts with {base}: GitHub starts no pull_request run for it"
+            )
+        tree = merged.stdout.split()[0]
+        commit = self.origin_git(
+            "-c",
+            "user.name=GitHub",
+            "-c",
+            "user.email=noreply@github.com",
+            "commit-tree",
+            tree,
+            "-p",
+            tip,
+            "-p",
+            head,
+            "-m",
+            f"Merge {head} into {tip}",
+        ).stdout.strip()
+        self.origin_git("update-ref", f"refs/pull/{number}/merge", commit)
+        return commit
+
     def act(
         self,
         event: str,
@@ -440,6 +483,8 @@ class Sandbox:
                 "environment; GitHub holds the run until someone approves it"
             )
         self.approved.clear()
+        if event == "pull_request":
+            self.publish_pull_request(int(payload.get("number", 1)), payload.get("base", "main"))
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         stamp = f"{path.stem}-{event}-{len(list(logs.glob('*.jsonl'))):02d}"
@@ -460,6 +505,8 @@ class Sandbox:
             "--cache-server-addr",
             "127.0.0.1",
             "--no-cache-server",
+            # Our checkout stand-in, a fresh clone per job, instead of act's copy of the tree.
+            "--no-skip-checkout",
             "--action-cache-path",
             str(self.root / "act-cache"),
             "--secret",
@@ -486,6 +533,7 @@ class Sandbox:
             GITOPS_ML_STANDINS=str(STANDINS / "bin"),
             GITOPS_ML_RUN_DIR=str(self.run_dir),
             GITOPS_ML_WORKFLOW_TOKEN=WORKFLOW_TOKEN,
+            GITOPS_ML_ORIGIN=str(self.root / "origin.git"),
             GITOPS_ML_RELAXED=",".join(sorted(self.relaxed)),
             **self.job_env,
             **(env or {}),
