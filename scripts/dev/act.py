@@ -79,6 +79,9 @@ ACT_TIMEOUT_S = 1800
 # The secret act hands the workflows as GITHUB_TOKEN: the gh stand-in applies GitHub's rules
 # for that token (no PR unless the repository allows it; its events trigger no workflow).
 WORKFLOW_TOKEN = "act-sandbox-token"
+# A fork's pull request gets a read-only GITHUB_TOKEN and no other secret.
+READ_ONLY_TOKEN = "act-sandbox-read-only-token"
+FORK = "someone/sandbox"
 # Repository settings as a new repository has them (Settings -> Actions -> General).
 DEFAULT_SETTINGS = {"actions_can_create_pull_requests": False}
 # GitHub behaviours the harness models that a scenario may relax, each by name (docs/harness.md).
@@ -198,6 +201,31 @@ def job_ids(path: Path) -> list[str]:
     return list(yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"])
 
 
+RUNS_ON_VARIABLE = re.compile(r"^\$\{\{\s*fromJSON\(\s*vars\.(\w+)\s*\|\|\s*'(.*)'\s*\)\s*\}\}$")
+
+
+def runner_labels(runs_on: object, variables: Mapping[str, str]) -> list[str]:
+    """A job's ``runs-on`` labels, with ``${{ fromJSON(vars.X || '[...]') }}`` evaluated."""
+    if isinstance(runs_on, list):
+        return [str(label) for label in runs_on]
+    text = str(runs_on).strip()
+    match = RUNS_ON_VARIABLE.match(text)
+    if match:
+        value = json.loads(variables.get(match[1]) or match[2])
+        return [str(label) for label in (value if isinstance(value, list) else [value])]
+    return [text]
+
+
+def self_hosted_jobs(path: Path, variables: Mapping[str, str]) -> set[str]:
+    """Jobs of a workflow whose labels send them to a self-hosted runner."""
+    jobs = yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"]
+    return {
+        name
+        for name, job in jobs.items()
+        if "self-hosted" in runner_labels(job.get("runs-on", ""), variables)
+    }
+
+
 def waiting_jobs(path: Path, protected: set[str], only: str | None = None) -> list[str]:
     """Jobs of a workflow that target a protected environment (they wait for a reviewer).
 
@@ -237,6 +265,8 @@ class ActRun:
     lines: list[dict[str, Any]] = field(repr=False, default_factory=list)
     # Per job, the processes the runner's orphan cleanup terminated when the job ended.
     cleaned: dict[str, list[int]] = field(default_factory=dict)
+    # Security rules the run broke (e.g. a fork's code on a self-hosted runner).
+    violations: list[str] = field(default_factory=list)
 
     @property
     def missing(self) -> list[str]:
@@ -249,6 +279,7 @@ class ActRun:
         return (
             self.returncode == 0
             and not self.missing
+            and not self.violations
             and all(result == "success" for result in self.jobs.values())
         )
 
@@ -265,6 +296,7 @@ class ActRun:
         rows = [f"{self.workflow} ({self.event}): act exit {self.returncode}, {self.seconds:.0f} s"]
         for job in dict.fromkeys([*self.expected, *self.jobs]):
             rows.append(f"  {job:<12} {self.jobs.get(job, 'NOT RUN (expected)')}")
+        rows += [f"  VIOLATION: {violation}" for violation in self.violations]
         return "\n".join(rows)
 
 
@@ -327,6 +359,10 @@ class Sandbox:
     protected: set[str] = field(default_factory=set)
     # Environments a reviewer approved for the next run.
     approved: set[str] = field(default_factory=set)
+    # Workflows the dispatcher never starts, each with why.
+    skip: dict[str, str] = field(
+        default_factory=lambda: {"ci.yml": "runs make test, i.e. the suite that runs the harness"}
+    )
 
     def relax(self, rule: str, why: str) -> None:
         """Turn one modelled rule off, saying why (it shows in every run's summary)."""
@@ -398,7 +434,14 @@ class Sandbox:
                 "pull_request": {
                     "number": number,
                     "base": {"ref": base, "sha": self.head(f"origin/{base}")},
-                    "head": {"ref": head_ref, "sha": self.head()},
+                    "head": {
+                        "ref": head_ref,
+                        "sha": self.head(),
+                        "repo": {
+                            "full_name": FORK if fields.get("fork") else REPOSITORY,
+                            "fork": bool(fields.get("fork")),
+                        },
+                    },
                 },
                 "repository": repository,
             }
@@ -483,6 +526,7 @@ class Sandbox:
                 "environment; GitHub holds the run until someone approves it"
             )
         self.approved.clear()
+        fork = event == "pull_request" and bool(payload.get("fork"))
         if event == "pull_request":
             self.publish_pull_request(int(payload.get("number", 1)), payload.get("base", "main"))
         logs = self.root / "logs"
@@ -510,7 +554,7 @@ class Sandbox:
             "--action-cache-path",
             str(self.root / "act-cache"),
             "--secret",
-            f"GITHUB_TOKEN={WORKFLOW_TOKEN}",
+            f"GITHUB_TOKEN={READ_ONLY_TOKEN if fork else WORKFLOW_TOKEN}",
             # Else act derives it from origin's URL, here a local path.
             "--env",
             f"GITHUB_REPOSITORY={REPOSITORY}",
@@ -533,6 +577,7 @@ class Sandbox:
             GITOPS_ML_STANDINS=str(STANDINS / "bin"),
             GITOPS_ML_RUN_DIR=str(self.run_dir),
             GITOPS_ML_WORKFLOW_TOKEN=WORKFLOW_TOKEN,
+            GITOPS_ML_READ_ONLY_TOKEN=READ_ONLY_TOKEN,
             GITOPS_ML_ORIGIN=str(self.root / "origin.git"),
             GITOPS_ML_RELAXED=",".join(sorted(self.relaxed)),
             **self.job_env,
@@ -562,8 +607,45 @@ class Sandbox:
             lines,
             cleaned,
         )
+        if fork:
+            hosted = self_hosted_jobs(path, variables or {})
+            run.violations += [
+                f"job {name} ran a fork's pull request on a self-hosted runner"
+                for name in run.jobs
+                if name in hosted
+            ]
         (logs / f"{stamp}.log").write_text(run.output(), encoding="utf-8")
         return run
+
+    def changed_files(self, since: str, until: str = "HEAD") -> list[str]:
+        """Files that differ between two commits (``since...until`` for a PR's base)."""
+        return self.git("diff", "--name-only", since, until).split()
+
+    def open_pull_request(self, branch: str, number: int, base: str = "main") -> list[ActRun]:
+        """A person pushes ``branch`` and opens PR #number: the workflows GitHub starts run.
+
+        Which ones follows the ``pull_request`` filters (``triggered_workflows``), on the
+        files the PR changes against its base; ``skip`` names the ones never started here.
+        """
+        self.git("checkout", "-q", branch)
+        self.push(branch)
+        changed = self.changed_files(f"origin/{base}...{branch}")
+        names = triggered_workflows(self.work, "pull_request", changed, base)
+        return [
+            self.act("pull_request", name, number=number, base=base)
+            for name in names
+            if name not in self.skip
+        ]
+
+    def merge_pull_request(self, branch: str, message: str, base: str = "main") -> list[ActRun]:
+        """A person merges ``branch``: the push to ``base`` starts its workflows on GitHub.
+
+        A push made by a workflow with ``GITHUB_TOKEN`` would start none; a person's does.
+        """
+        before = self.merge(branch, message)
+        changed = self.changed_files(before)
+        names = triggered_workflows(self.work, "push", changed, base)
+        return [self.act("push", name, before=before) for name in names if name not in self.skip]
 
     def make(self, *targets: str) -> str:
         """``make TARGETS`` in the working copy with the project's environment; its output."""

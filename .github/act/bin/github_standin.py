@@ -57,7 +57,16 @@ def token_kind() -> str:
     token = os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_TOKEN") or ""
     if not token:
         return "none"
+    if token == os.environ.get("GITOPS_ML_READ_ONLY_TOKEN"):
+        return "read-only"
     return "workflow" if token == os.environ.get("GITOPS_ML_WORKFLOW_TOKEN") else "app"
+
+
+def require_write() -> None:
+    """A fork's pull request gets a read-only token: every write is refused (HTTP 403)."""
+    if token_kind() == "read-only":
+        print("gh: Resource not accessible by integration (HTTP 403)", file=sys.stderr)
+        sys.exit(1)
 
 
 def event_pr() -> int | None:
@@ -72,6 +81,7 @@ def event_pr() -> int | None:
 
 def cml(argv: list[str], state: dict[str, Any]) -> None:
     """``cml comment create|update``: one comment per (PR, watermark title)."""
+    require_write()
     if argv[:1] != ["comment"] or argv[1:2] not in (["create"], ["update"]):
         fail(f"cml {' '.join(argv[:2])} is not implemented by the stand-in")
     parser = argparse.ArgumentParser(prog="cml comment")
@@ -111,6 +121,8 @@ def gh_api(argv: list[str], state: dict[str, Any]) -> None:
     args = parser.parse_args(argv)
     parts = args.path.split("/")
     payload = json.loads(sys.stdin.read() if args.input == "-" else "null")
+    if args.method != "GET":
+        require_write()
     if args.method == "GET" and parts[3:4] == ["issues"] and parts[5:] == ["comments"]:
         pr = int(parts[4])
         result: Any = [
@@ -152,6 +164,7 @@ def gh_pr(argv: list[str], state: dict[str, Any]) -> None:
         pulls = [p for p in state["pulls"] if p["head"] == args.head and p["state"] == args.state]
         print(json.dumps([{"number": p["number"], "url": p["url"]} for p in pulls]))
         return
+    require_write()
     kind = token_kind()
     if kind == "workflow" and not settings()["actions_can_create_pull_requests"]:
         # GitHub's answer (HTTP 403) when the repository setting is off, its default.

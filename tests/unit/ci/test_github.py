@@ -136,3 +136,12 @@ def test_an_app_token_opens_prs_that_trigger_workflows(
     assert open_pr(github, tmp_path, "an-app-installation-token").returncode == 0
     (pull,) = state(github)["pulls"]
     assert (pull["token"], pull["triggers_workflows"]) == ("app", True)
+
+
+def test_a_forks_read_only_token_cannot_comment(github: dict[str, str], tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    report.write_text("## report\n", encoding="utf-8")
+    read_only = {**github, "GH_TOKEN": "ro", "GITOPS_ML_READ_ONLY_TOKEN": "ro"}
+    result = comment(read_only, "--backend", "gh", "pr", str(report))
+    assert result.returncode == 1
+    assert "Resource not accessible by integration (HTTP 403)" in result.stderr

@@ -11,6 +11,8 @@ from scripts.dev.act import (
     Sandbox,
     environment_groups,
     local_repository_args,
+    runner_labels,
+    self_hosted_jobs,
     triggered_workflows,
     triggers,
     waiting_jobs,
@@ -102,3 +104,13 @@ jobs:
         "production": {"prod", "(none) b.yml/z"},
         "staging": {"prod"},
     }
+
+
+def test_runner_labels_follow_the_variable_or_its_default() -> None:
+    runs_on = '${{ fromJSON(vars.TRAIN_RUNNER || \'["self-hosted", "gpu"]\') }}'
+    assert runner_labels(runs_on, {}) == ["self-hosted", "gpu"]
+    assert runner_labels(runs_on, {"TRAIN_RUNNER": '["ubuntu-latest"]'}) == ["ubuntu-latest"]
+    assert runner_labels(["self-hosted", "deploy"], {}) == ["self-hosted", "deploy"]
+    train = PROJECT_ROOT / ".github" / "workflows" / "train.yml"
+    assert self_hosted_jobs(train, {}) == {"train"}
+    assert self_hosted_jobs(train, {"TRAIN_RUNNER": '["ubuntu-latest"]'}) == set()
