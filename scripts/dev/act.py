@@ -618,8 +618,8 @@ class Sandbox:
         return run
 
     def changed_files(self, since: str, until: str = "HEAD") -> list[str]:
-        """Files that differ between two commits (``since...until`` for a PR's base)."""
-        return self.git("diff", "--name-only", since, until).split()
+        """Files ``until`` changed since ``since`` (from their merge base, as a PR's diff)."""
+        return self.git("diff", "--name-only", f"{since}...{until}").split()
 
     def open_pull_request(self, branch: str, number: int, base: str = "main") -> list[ActRun]:
         """A person pushes ``branch`` and opens PR #number: the workflows GitHub starts run.
@@ -629,7 +629,7 @@ class Sandbox:
         """
         self.git("checkout", "-q", branch)
         self.push(branch)
-        changed = self.changed_files(f"origin/{base}...{branch}")
+        changed = self.changed_files(f"origin/{base}", branch)
         names = triggered_workflows(self.work, "pull_request", changed, base)
         return [
             self.act("pull_request", name, number=number, base=base)
