@@ -196,6 +196,63 @@ def environment_groups(root: Path) -> dict[str, set[str]]:
     return groups
 
 
+# Two runner kinds the workflows land on (docs/harness.md, "Machines"): a GitHub-hosted
+# Ubuntu image and a self-hosted Debian GPU box; their Pythons live in different places.
+MACHINES: dict[str, dict[str, str]] = {
+    "github-hosted": {
+        "runner.os": "Linux",
+        "runner.arch": "X64",
+        "runner.environment": "github-hosted",
+        "python-version": "3.11.14",
+        "python-path": "/opt/hostedtoolcache/Python/3.11.14/x64/bin/python3",
+    },
+    "self-hosted": {
+        "runner.os": "Linux",
+        "runner.arch": "X64",
+        "runner.environment": "self-hosted",
+        "python-version": "3.11.2",
+        "python-path": "/usr/bin/python3.11",
+    },
+}
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+def evaluate_key(template: str, machine: Mapping[str, str], inputs: Mapping[str, str]) -> str:
+    """An ``actions/cache`` key as a given machine computes it.
+
+    ``runner.*`` come from the machine, ``inputs.*`` from ``inputs``, a step output named
+    ``python-version`` is the machine's Python; ``hashFiles(...)`` is the same everywhere
+    (the same commit). Anything else stays as written, the same on every machine.
+    """
+
+    def value(match: re.Match[str]) -> str:
+        expression = match[1]
+        if expression in machine:
+            return machine[expression]
+        if expression.startswith("inputs."):
+            return inputs.get(expression.removeprefix("inputs."), "")
+        if expression.startswith("steps.") and expression.endswith(".outputs.python-version"):
+            return machine["python-version"]
+        if expression.startswith("hashFiles("):
+            return "<hash of the commit's files>"
+        return match[0]
+
+    return EXPRESSION.sub(value, template)
+
+
+def cache_keys(action: Path) -> list[tuple[str, dict[str, str]]]:
+    """The ``actions/cache`` steps of a composite action: their key and the action's inputs."""
+    document = yaml.safe_load(action.read_text(encoding="utf-8"))
+    inputs = {
+        name: str(spec.get("default", "")) for name, spec in (document.get("inputs") or {}).items()
+    }
+    return [
+        (str(step["with"]["key"]), inputs)
+        for step in document["runs"]["steps"]
+        if str(step.get("uses", "")).startswith("actions/cache@")
+    ]
+
+
 def job_ids(path: Path) -> list[str]:
     """The job ids of a workflow file."""
     return list(yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"])

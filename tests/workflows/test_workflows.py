@@ -26,11 +26,14 @@ from scripts.cd.checks import request
 from scripts.cd.processes import free_port
 from scripts.dev.act import (
     DEFAULT_SETTINGS,
+    MACHINES,
     ActError,
     ActRun,
     Sandbox,
+    cache_keys,
     create_sandbox,
     environment_groups,
+    evaluate_key,
     triggered_workflows,
 )
 from scripts.dev.traffic import simulate
@@ -381,6 +384,22 @@ def test_defect_2_a_remote_inside_the_checkout_fails_loudly(sandbox: Sandbox) ->
         sandbox.git("checkout", "-q", "main")
     assert run.jobs == {"drift": "failure"}, explain(run)
     assert "shared storage" in run.output("drift"), run.output("drift")[-3000:]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 12: the .venv cache key ignores the runner kind and the full Python version",
+)
+def test_defect_3_a_venv_cache_never_crosses_runner_kinds() -> None:
+    # GitHub restores a cache on an exact key match, whatever machine saved it: a .venv
+    # saved by a hosted job (Python under /opt/hostedtoolcache) must not be restored on the
+    # self-hosted trainer, whose interpreter lives elsewhere (treeverse/dvc-objects#62).
+    setup = PROJECT_ROOT / ".github" / "actions" / "setup" / "action.yml"
+    for key, inputs in cache_keys(setup):
+        hosted = evaluate_key(key, MACHINES["github-hosted"], inputs)
+        self_hosted = evaluate_key(key, MACHINES["self-hosted"], inputs)
+        assert hosted != self_hosted, f"both runner kinds restore {hosted}"
 
 
 @pytest.mark.xfail(

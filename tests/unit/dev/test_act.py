@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 
 from scripts.dev.act import (
+    MACHINES,
     ActError,
     Sandbox,
+    cache_keys,
     environment_groups,
+    evaluate_key,
     local_repository_args,
     runner_labels,
     self_hosted_jobs,
@@ -114,3 +117,19 @@ def test_runner_labels_follow_the_variable_or_its_default() -> None:
     train = PROJECT_ROOT / ".github" / "workflows" / "train.yml"
     assert self_hosted_jobs(train, {}) == {"train"}
     assert self_hosted_jobs(train, {"TRAIN_RUNNER": '["ubuntu-latest"]'}) == set()
+
+
+def test_a_cache_key_as_each_machine_computes_it() -> None:
+    hosted, self_hosted = MACHINES["github-hosted"], MACHINES["self-hosted"]
+    template = (
+        "venv-${{ runner.environment }}-${{ steps.py.outputs.python-version }}-"
+        "${{ inputs.torch-index }}-${{ hashFiles('pyproject.toml') }}-${{ github.sha }}"
+    )
+    inputs = {"torch-index": "cpu"}
+    assert evaluate_key(template, hosted, inputs) == (
+        "venv-github-hosted-3.11.14-cpu-<hash of the commit's files>-${{ github.sha }}"
+    )
+    assert evaluate_key(template, self_hosted, inputs).startswith("venv-self-hosted-3.11.2-cpu-")
+    (key, defaults), *_ = cache_keys(PROJECT_ROOT / ".github" / "actions" / "setup" / "action.yml")
+    assert key.startswith("venv-")
+    assert "torch-index" in defaults
