@@ -34,13 +34,14 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ USES = re.compile(r"uses:\s*([\w.-]+/[\w.-]+)(?:/[\w./-]+)?@([0-9a-f]{40})")
 EVENT_TRIGGERS = {"pull_request", "push", "schedule", "workflow_dispatch"}
 REPOSITORY = "gitops-ml/sandbox"
 ACT_TIMEOUT_S = 1800
+# How many rounds of events made by workflow runs the dispatcher follows.
+MAX_FOLLOW_UPS = 5
 # The secret act hands the workflows as GITHUB_TOKEN: the gh stand-in applies GitHub's rules
 # for that token (no PR unless the repository allows it; its events trigger no workflow).
 WORKFLOW_TOKEN = "act-sandbox-token"
@@ -674,6 +677,42 @@ class Sandbox:
         (logs / f"{stamp}.log").write_text(run.output(), encoding="utf-8")
         return run
 
+    def pushes(self) -> list[dict[str, str]]:
+        """Every push origin received, with who made it (``post_receive.py``)."""
+        path = self.record / "pushes.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    def follow_up(self, pushes_seen: int, pulls_seen: int, base: str = "main") -> list[ActRun]:
+        """Start what GitHub would for the events made since: pushes to ``base`` and new PRs.
+
+        An event made with the workflow's ``GITHUB_TOKEN`` (or a fork's read-only one)
+        starts nothing; a person's, an App's or a PAT's starts the workflows whose filters
+        match (GitHub docs, "Triggering a workflow from a workflow").
+        """
+        runs: list[ActRun] = []
+        for push in self.pushes()[pushes_seen:]:
+            if push["ref"] != f"refs/heads/{base}" or push["by"] in {"workflow", "read-only"}:
+                continue
+            self.git("fetch", "-q", "origin")
+            self.git("checkout", "-q", base)
+            self.git("reset", "-q", "--hard", f"origin/{base}")
+            changed = self.changed_files(push["before"], push["after"])
+            names = triggered_workflows(self.work, "push", changed, base)
+            runs += [
+                self.act("push", name, before=push["before"])
+                for name in names
+                if name not in self.skip
+            ]
+        for pull in self.github()["pulls"][pulls_seen:]:
+            if not pull.get("triggers_workflows"):
+                continue
+            self.git("fetch", "-q", "origin")
+            self.git("checkout", "-q", "-B", pull["head"], f"origin/{pull['head']}")
+            runs += self._pull_request_runs(pull["head"], int(pull["number"]), pull["base"])
+        return runs
+
     def changed_files(self, since: str, until: str = "HEAD") -> list[str]:
         """Files ``until`` changed since ``since`` (from their merge base, as a PR's diff)."""
         return self.git("diff", "--name-only", f"{since}...{until}").split()
@@ -683,9 +722,30 @@ class Sandbox:
 
         Which ones follows the ``pull_request`` filters (``triggered_workflows``), on the
         files the PR changes against its base; ``skip`` names the ones never started here.
+        Then whatever those runs started in turn (:meth:`follow_up`).
         """
         self.git("checkout", "-q", branch)
         self.push(branch)
+        return self._with_follow_ups(lambda: self._pull_request_runs(branch, number, base))
+
+    def merge_pull_request(self, branch: str, message: str, base: str = "main") -> list[ActRun]:
+        """A person merges ``branch``: the push to ``base`` starts its workflows on GitHub.
+
+        A push made by a workflow with ``GITHUB_TOKEN`` would start none; a person's does.
+        Then whatever those runs started in turn (:meth:`follow_up`).
+        """
+        before = self.merge(branch, message)
+
+        def runs() -> list[ActRun]:
+            changed = self.changed_files(before)
+            names = triggered_workflows(self.work, "push", changed, base)
+            return [
+                self.act("push", name, before=before) for name in names if name not in self.skip
+            ]
+
+        return self._with_follow_ups(runs)
+
+    def _pull_request_runs(self, branch: str, number: int, base: str) -> list[ActRun]:
         changed = self.changed_files(f"origin/{base}", branch)
         names = triggered_workflows(self.work, "pull_request", changed, base)
         return [
@@ -694,15 +754,17 @@ class Sandbox:
             if name not in self.skip
         ]
 
-    def merge_pull_request(self, branch: str, message: str, base: str = "main") -> list[ActRun]:
-        """A person merges ``branch``: the push to ``base`` starts its workflows on GitHub.
-
-        A push made by a workflow with ``GITHUB_TOKEN`` would start none; a person's does.
-        """
-        before = self.merge(branch, message)
-        changed = self.changed_files(before)
-        names = triggered_workflows(self.work, "push", changed, base)
-        return [self.act("push", name, before=before) for name in names if name not in self.skip]
+    def _with_follow_ups(self, start: Callable[[], list[ActRun]]) -> list[ActRun]:
+        seen = (len(self.pushes()), len(self.github()["pulls"]))
+        runs = start()
+        for _ in range(MAX_FOLLOW_UPS):
+            now = (len(self.pushes()), len(self.github()["pulls"]))
+            more = self.follow_up(*seen)
+            seen = now
+            if not more:
+                break
+            runs += more
+        return runs
 
     def make(self, *targets: str) -> str:
         """``make TARGETS`` in the working copy with the project's environment; its output."""
@@ -764,6 +826,17 @@ class Sandbox:
         return state
 
 
+def install_push_hook(origin: Path) -> None:
+    """Record who made every push to ``origin`` (``.github/act/bin/post_receive.py``)."""
+    hook = origin / "hooks" / "post-receive"
+    hook.write_text(
+        f"#!/bin/sh\nexec {shlex.quote(sys.executable)} "
+        f"{shlex.quote(str(STANDINS / 'bin' / 'post_receive.py'))}\n",
+        encoding="utf-8",
+    )
+    hook.chmod(0o755)
+
+
 def create_sandbox(root: Path, source: Path = PROJECT_ROOT) -> Sandbox:
     """Copy ``source`` into ``root/work`` on ``main``, with a bare origin and a DVC remote."""
     sandbox = Sandbox(root)
@@ -774,6 +847,7 @@ def create_sandbox(root: Path, source: Path = PROJECT_ROOT) -> Sandbox:
     sandbox.commit_all("sandbox: DVC remote in a local folder")
     origin = root / "origin.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(sandbox.work), str(origin)], check=True)
+    install_push_hook(origin)
     sandbox.git("remote", "add", "origin", str(origin))
     sandbox.git("fetch", "-q", "origin")
     sandbox.git("branch", "-q", "--set-upstream-to=origin/main", "main")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dev.act import STANDINS, ActError, Sandbox
+from scripts.dev.act import STANDINS, ActError, Sandbox, install_push_hook
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -108,3 +108,45 @@ def test_fetch_depth_0_brings_every_branch_and_a_ref_input_wins(
     assert git(workspace, "rev-parse", "--is-shallow-repository") == "false"
     assert "origin/main" in git(workspace, "branch", "-r")
     assert not (workspace / "b.txt").exists()  # main, not the PR
+
+
+def test_pushes_record_who_made_them_and_only_non_workflow_events_start_workflows(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_push_hook(sandbox.root / "origin.git")
+    workflows = sandbox.work / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "deploy.yml").write_text(
+        "on:\n  push:\n    branches: [main]\n    paths: ['state/**']\njobs: {}\n", encoding="utf-8"
+    )
+    git(sandbox.work, "checkout", "-q", "main")
+    git(sandbox.work, "add", "-A")
+    git(sandbox.work, "commit", "-q", "-m", "a workflow")
+    sandbox.push("main")  # a person, no token
+    started: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(
+        Sandbox,
+        "act",
+        lambda self, event, workflow, **payload: started.append(
+            (event, workflow, payload["before"])
+        ),
+    )
+
+    def push_state(name: str, token: str) -> tuple[str, str]:
+        before = sandbox.head("main")
+        (sandbox.work / "state").mkdir(exist_ok=True)
+        (sandbox.work / "state" / name).write_text(name, encoding="utf-8")
+        git(sandbox.work, "add", "-A")
+        git(sandbox.work, "commit", "-q", "-m", name)
+        env = {**os.environ, "GH_TOKEN": token, "GITOPS_ML_WORKFLOW_TOKEN": "the-workflow-token"}
+        subprocess.run(
+            ["git", "push", "-q", "origin", "main"], cwd=sandbox.work, env=env, check=True
+        )
+        return before, sandbox.head("main")
+
+    seen = len(sandbox.pushes())
+    push_state("by-workflow", "the-workflow-token")
+    before, _ = push_state("by-app", "an-app-token")
+    assert [p["by"] for p in sandbox.pushes()] == ["person", "workflow", "app"]
+    sandbox.follow_up(seen, 0)
+    assert started == [("push", "deploy.yml", before)]  # the App's push only
