@@ -15,15 +15,21 @@
 * **Skipped jobs**: act silently skips a job whose label has no mapping. Each workflow runs
   on its own and the jobs that reported a result are compared with the expected ones; a
   missing job fails the run.
-* **GitHub's rules** (docs/harness.md): each act run carries its own ``RUNNER_TRACKING_ID``
-  and, when a job ends, every process that job started with it is terminated, as the runner
-  does (:mod:`scripts.dev.runner`). The ``gh`` stand-in refuses a pull request made with the
-  workflow's ``GITHUB_TOKEN`` unless the repository setting allows it (``Sandbox.settings``,
-  off by default, as on GitHub) and records which token made each change. A job targeting
-  an environment with required reviewers (``Sandbox.protected``) waits: the run fails
-  unless a reviewer approved it (``Sandbox.approved``). The setup-cml stand-in fails as the
-  real action does without ``vega: false``. Unset ``vars.*`` and secrets are empty strings,
-  as act does. A scenario may relax a rule by name (``Sandbox.relax``), saying why.
+* **GitHub's rules** (docs/harness.md): each job gets the machine its labels would (a
+  ``bash`` wrapper first on PATH gives it that machine's HOME and tool cache: fresh per job
+  for hosted labels, lasting per self-hosted label set) and a fresh checkout of the event's
+  commit (``refs/pull/N/merge`` for a PR); each act run carries its own
+  ``RUNNER_TRACKING_ID`` and, when a job ends, every process that job started with it is
+  terminated, as the runner does (:mod:`scripts.dev.runner`). The ``gh`` stand-in refuses a
+  pull request made with the workflow's ``GITHUB_TOKEN`` unless the repository setting
+  allows it (``Sandbox.settings``, off by default, as on GitHub) and records which token
+  made each change; the origin records who made each push, and only events not made with
+  ``GITHUB_TOKEN`` start further workflows (``Sandbox.follow_up``). A fork's PR gets a
+  read-only token and no secrets, and must not reach a self-hosted job. A job targeting an
+  environment with required reviewers (``Sandbox.protected``) waits: the run fails unless
+  a reviewer approved it (``Sandbox.approved``). The setup-cml stand-in fails as the real
+  action does without ``vega: false``. Unset ``vars.*`` and secrets are empty strings, as
+  act does. A scenario may relax a rule by name (``Sandbox.relax``), saying why.
 
 The project's environment is reused by the jobs (``VENV``), as actions/cache would restore it.
 """
@@ -283,6 +289,33 @@ def self_hosted_jobs(path: Path, variables: Mapping[str, str]) -> set[str]:
         name
         for name, job in jobs.items()
         if "self-hosted" in runner_labels(job.get("runs-on", ""), variables)
+    }
+
+
+def machine_roots(
+    path: Path, variables: Mapping[str, str], machines: Path, run: str
+) -> dict[str, Path]:
+    """The machine each job of a workflow lands on: its root folder (HOME, tool cache).
+
+    Hosted labels get a new machine per job (``hosted-<run>-<job>``); a self-hosted label
+    set is one lasting machine (``self-hosted-<labels>``), shared by every job with the same
+    labels across runs, as a real runner's root is; different label sets never share.
+    """
+    roots = {}
+    for name, job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].items():
+        labels = runner_labels(job.get("runs-on", ""), variables)
+        if "self-hosted" in labels:
+            roots[name] = machines / ("self-hosted-" + "-".join(sorted(set(labels))))
+        else:
+            roots[name] = machines / f"hosted-{run}-{name}"
+    return roots
+
+
+def machine_env(roots: Mapping[str, Path]) -> dict[str, str]:
+    """``GITOPS_ML_MACHINE_<JOB>`` per job, for the bash wrapper in ``.github/act/machine``."""
+    return {
+        "GITOPS_ML_MACHINE_" + re.sub(r"[^A-Za-z0-9]", "_", job).upper(): str(root)
+        for job, root in roots.items()
     }
 
 
@@ -629,8 +662,13 @@ class Sandbox:
         command += local_repository_args(self.work)
         for key, value in (variables or {}).items():
             command += ["--var", f"{key}={value}"]
+        machines = machine_roots(path, variables or {}, self.root / "machines", stamp)
         job_env = self.env(
-            PATH=f"{STANDINS / 'bin'}{os.pathsep}{self.env()['PATH']}",
+            # The machine wrapper first: every step's bash takes its job's machine.
+            PATH=os.pathsep.join(
+                [str(STANDINS / "machine"), str(STANDINS / "bin"), self.env()["PATH"]]
+            ),
+            **machine_env(machines),
             VENV=sys.prefix,
             GITOPS_ML_RECORD=str(self.record),
             GITOPS_ML_ARTIFACTS=str(artifacts),
@@ -675,6 +713,8 @@ class Sandbox:
                 if name in hosted
             ]
         (logs / f"{stamp}.log").write_text(run.output(), encoding="utf-8")
+        # GitHub shows a run's checks on the commit it ran for: a PR's head, the pushed commit.
+        self.record_statuses(run, self.head())
         return run
 
     def pushes(self) -> list[dict[str, str]]:
@@ -816,6 +856,29 @@ class Sandbox:
             )
             stopped.append(env)
         return stopped
+
+    def record_statuses(self, run: ActRun, sha: str) -> None:
+        """Each job's result as the commit status GitHub shows on ``sha`` (a PR's head).
+
+        A job expected but not run stays ``pending``, as a required check that never
+        reports does on GitHub.
+        """
+        path = self.record / "statuses.json"
+        statuses: dict[str, dict[str, str]] = (
+            json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        )
+        checks = statuses.setdefault(sha, {})
+        for job in dict.fromkeys([*run.expected, *run.jobs]):
+            checks[f"{Path(run.workflow).stem} / {job}"] = run.jobs.get(job, "pending")
+        path.write_text(json.dumps(statuses, indent=2), encoding="utf-8")
+
+    def statuses(self, sha: str) -> dict[str, str]:
+        """The checks recorded on a commit: ``{"workflow / job": result}``."""
+        path = self.record / "statuses.json"
+        if not path.is_file():
+            return {}
+        recorded: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
+        return recorded.get(sha, {})
 
     def github(self) -> dict[str, Any]:
         """The state the cml/gh stand-ins recorded (comments, pull requests)."""

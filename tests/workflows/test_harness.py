@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dev.act import run_streaming
+from scripts.dev.act import STANDINS, machine_env, machine_roots, run_streaming
 from scripts.dev.runner import new_tracking_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
@@ -72,3 +72,70 @@ def test_job_end_kills_the_jobs_processes_but_not_one_started_without_the_id(
     finally:
         for pid in pids(marker):
             os.kill(pid, 9)
+
+
+MACHINES_WORKFLOW = """
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "$HOME" > "$OUT/build"; touch ~/left-by-build
+  test:
+    needs: build
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "$HOME" > "$OUT/test"; ls ~ > "$OUT/test-sees"
+  train:
+    needs: test
+    runs-on: [self-hosted, gpu]
+    steps:
+      - run: echo "$HOME" > "$OUT/train"; touch ~/left-by-train
+  retrain:
+    needs: train
+    runs-on: [self-hosted, gpu]
+    steps:
+      - run: echo "$HOME" > "$OUT/retrain"; ls ~ > "$OUT/retrain-sees"
+  deploy:
+    needs: retrain
+    runs-on: [self-hosted, deploy]
+    steps:
+      - run: echo "$HOME" > "$OUT/deploy"; ls ~ > "$OUT/deploy-sees"
+"""
+
+
+def test_each_job_gets_the_machine_its_labels_would(tmp_path: Path) -> None:
+    workflow = tmp_path / "repo" / ".github" / "workflows" / "w.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(MACHINES_WORKFLOW, encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path / "repo", check=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    roots = machine_roots(workflow, {}, tmp_path / "machines", "run-1")
+    env = {
+        **os.environ,
+        **machine_env(roots),
+        "OUT": str(out),
+        "PATH": f"{STANDINS / 'machine'}{os.pathsep}{os.environ['PATH']}",
+    }
+    command = [
+        str(Path(sys.executable).parent / "act"),
+        "push",
+        "--json",
+        "--action-cache-path",
+        str(tmp_path / "act-cache"),
+        *("-P", "ubuntu-latest=-self-hosted", "-P", "self-hosted=-self-hosted"),
+    ]
+    code, output, _ = run_streaming(command, tmp_path / "repo", env, None)
+    assert code == 0, output[-3000:]
+    home = {job: (out / job).read_text().strip() for job in roots}
+    # Hosted labels: a new machine per job, nothing left from the job before.
+    assert home["build"] != home["test"]
+    assert (out / "test-sees").read_text() == ""
+    # One self-hosted label set: one machine, whose HOME outlives its jobs.
+    assert home["train"] == home["retrain"]
+    assert "left-by-train" in (out / "retrain-sees").read_text()
+    # Another self-hosted label set is another machine.
+    assert home["deploy"] not in (home["train"], home["build"])
+    assert (out / "deploy-sees").read_text() == ""
+    assert home == {job: str(root / "home") for job, root in roots.items()}

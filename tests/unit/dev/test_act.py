@@ -9,6 +9,7 @@ import pytest
 from scripts.dev.act import (
     MACHINES,
     ActError,
+    ActRun,
     Sandbox,
     cache_keys,
     environment_groups,
@@ -133,3 +134,20 @@ def test_a_cache_key_as_each_machine_computes_it() -> None:
     (key, defaults), *_ = cache_keys(PROJECT_ROOT / ".github" / "actions" / "setup" / "action.yml")
     assert key.startswith("venv-")
     assert "torch-index" in defaults
+
+
+def test_each_job_reports_a_status_and_a_job_that_never_ran_stays_pending(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path)
+    sandbox.record.mkdir()
+    run = ActRun(
+        "train.yml",
+        "pull_request",
+        1,
+        {"train": "failure"},
+        ["train", "comment"],
+        tmp_path / "log",
+        1.0,
+    )
+    sandbox.record_statuses(run, "abc")
+    assert sandbox.statuses("abc") == {"train / train": "failure", "train / comment": "pending"}
+    assert sandbox.statuses("def") == {}
