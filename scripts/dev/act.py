@@ -393,16 +393,57 @@ class ActRun:
         return "\n".join(rows)
 
 
+def save_caches(root: Path, tracking_id: str, job: str, succeeded: bool) -> list[str]:
+    """At the end of a job, what actions/cache's post step does: save under the primary key.
+
+    The cache stand-in left one request per missed key (``<root>/cache-requests``) with the
+    staging folder the job wrote through; a successful job's staging becomes the entry for
+    that key unless one exists (entries are immutable); otherwise it is dropped.
+
+    Returns:
+        The keys saved.
+    """
+    saved = []
+    requests = root / "cache-requests"
+    for path in sorted(requests.glob("*.json")) if requests.is_dir() else []:
+        request = json.loads(path.read_text(encoding="utf-8"))
+        if request["tracking"] != tracking_id or request["job"] != job:
+            continue
+        path.unlink()
+        staging = Path(request["staging"])
+        store = root / "cache-store"
+        taken = {
+            json.loads(meta.read_text(encoding="utf-8"))["key"]
+            for meta in store.glob("*/meta.json")
+        }
+        if not succeeded or request["key"] in taken or not staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+            continue
+        entry = store / staging.name
+        entry.mkdir(parents=True)
+        staging.rename(entry / "paths")
+        (entry / "meta.json").write_text(json.dumps({"key": request["key"]}), encoding="utf-8")
+        saved.append(request["key"])
+    return saved
+
+
 def run_streaming(
-    command: Sequence[str], cwd: Path, env: Mapping[str, str], tracking_id: str | None
+    command: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    tracking_id: str,
+    cleanup: bool = True,
+    caches: Path | None = None,
 ) -> tuple[int, str, dict[str, list[int]]]:
-    """Run act, reading its JSON log as it comes; at each job's end, the runner's cleanup.
+    """Run act, reading its JSON log as it comes; at each job's end, what the runner does.
 
     Args:
         command: The act command line (with ``--json``).
         cwd: Where act runs.
         env: Its environment.
-        tracking_id: The run's ``RUNNER_TRACKING_ID``; None turns the cleanup off.
+        tracking_id: The run's ``RUNNER_TRACKING_ID``.
+        cleanup: Terminate each job's processes when it ends (the runner always does).
+        caches: The sandbox root whose cache store the jobs' cache saves go to, if any.
 
     Returns:
         Act's exit status, its whole output, and the pids terminated per job.
@@ -423,14 +464,18 @@ def run_streaming(
             assert process.stdout is not None
             for line in process.stdout:
                 output.append(line)
-                if tracking_id is None or not line.startswith("{") or '"jobResult"' not in line:
+                if not line.startswith("{") or '"jobResult"' not in line:
                     continue
-                job = str(json.loads(line).get("jobID", ""))
-                cleaned.setdefault(job, []).extend(cleanup_job(tracking_id, job))
+                event = json.loads(line)
+                job = str(event.get("jobID", ""))
+                if caches is not None:
+                    save_caches(caches, tracking_id, job, event["jobResult"] == "success")
+                if cleanup:
+                    cleaned.setdefault(job, []).extend(cleanup_job(tracking_id, job))
             returncode = process.wait()
         finally:
             watchdog.cancel()
-    if tracking_id is not None:  # a job act never reported (cancelled, crashed)
+    if cleanup:  # a job act never reported (cancelled, crashed)
         leftovers = cleanup_job(tracking_id)
         if leftovers:
             cleaned.setdefault("(after the run)", []).extend(leftovers)
@@ -677,6 +722,7 @@ class Sandbox:
             GITOPS_ML_WORKFLOW_TOKEN=WORKFLOW_TOKEN,
             GITOPS_ML_READ_ONLY_TOKEN=READ_ONLY_TOKEN,
             GITOPS_ML_ORIGIN=str(self.root / "origin.git"),
+            GITOPS_ML_CACHE_STORE=str(self.root / "cache-store"),
             GITOPS_ML_RELAXED=",".join(sorted(self.relaxed)),
             **self.job_env,
             **(env or {}),
@@ -688,7 +734,9 @@ class Sandbox:
             command,
             self.work,
             job_env,
-            None if "orphan-cleanup" in self.relaxed else tracking_id,
+            tracking_id,
+            cleanup="orphan-cleanup" not in self.relaxed,
+            caches=self.root,
         )
         seconds = time.monotonic() - started
         (logs / f"{stamp}.jsonl").write_text(output, encoding="utf-8")

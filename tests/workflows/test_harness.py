@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def test_each_job_gets_the_machine_its_labels_would(tmp_path: Path) -> None:
         str(tmp_path / "act-cache"),
         *("-P", "ubuntu-latest=-self-hosted", "-P", "self-hosted=-self-hosted"),
     ]
-    code, output, _ = run_streaming(command, tmp_path / "repo", env, None)
+    code, output, _ = run_streaming(command, tmp_path / "repo", env, new_tracking_id(), False)
     assert code == 0, output[-3000:]
     home = {job: (out / job).read_text().strip() for job in roots}
     # Hosted labels: a new machine per job, nothing left from the job before.
@@ -139,3 +140,92 @@ def test_each_job_gets_the_machine_its_labels_would(tmp_path: Path) -> None:
     assert home["deploy"] not in (home["train"], home["build"])
     assert (out / "deploy-sees").read_text() == ""
     assert home == {job: str(root / "home") for job, root in roots.items()}
+
+
+CACHE = "actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830"
+CACHES_WORKFLOW = """
+on: push
+jobs:
+  first:
+    runs-on: ubuntu-latest
+    steps:
+      - {id: c, uses: CACHE, with: {path: built, key: deps-v1, restore-keys: deps-}}
+      - run: echo "${{ steps.c.outputs.cache-hit }}" > "$OUT/first"; echo v1 > built/file
+  second:
+    needs: first
+    runs-on: ubuntu-latest
+    steps:
+      - {id: c, uses: CACHE, with: {path: built, key: deps-v1}}
+      - run: echo "${{ steps.c.outputs.cache-hit }} $(cat built/file)" > "$OUT/second"
+  third:
+    needs: second
+    runs-on: ubuntu-latest
+    steps:
+      - {id: c, uses: CACHE, with: {path: built, key: deps-v2, restore-keys: deps-}}
+      - run: |
+          echo "${{ steps.c.outputs.cache-hit }} ${{ steps.c.outputs.cache-matched-key }} \\
+          $(cat built/file)" > "$OUT/third"
+          echo v2 > built/file
+  failed:
+    needs: third
+    runs-on: ubuntu-latest
+    steps:
+      - {id: c, uses: CACHE, with: {path: built, key: never-v1}}
+      - run: echo broken > built/file; exit 1
+  fourth:
+    needs: failed
+    if: always()
+    runs-on: ubuntu-latest
+    steps:
+      - {id: c, uses: CACHE, with: {path: built, key: never-v1}}
+      - run: echo "${{ steps.c.outputs.cache-hit }} $(ls built | wc -l)" > "$OUT/fourth"
+"""
+
+
+def test_a_cache_restores_on_its_key_or_restore_keys_and_saves_after_a_successful_job(
+    tmp_path: Path,
+) -> None:
+    workflow = tmp_path / "repo" / ".github" / "workflows" / "w.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(CACHES_WORKFLOW.replace("CACHE", CACHE), encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path / "repo", check=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    tracking = new_tracking_id()
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "GITOPS_ML_STANDINS": str(STANDINS / "bin"),
+        "GITOPS_ML_CACHE_STORE": str(tmp_path / "cache-store"),
+    }
+    command = [
+        str(Path(sys.executable).parent / "act"),
+        "push",
+        "--json",
+        "--action-cache-path",
+        str(tmp_path / "act-cache"),
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--env",
+        f"RUNNER_TRACKING_ID={tracking}",
+        "--local-repository",
+        f"{CACHE}={STANDINS / 'actions' / 'cache'}",
+    ]
+    code, _, _ = run_streaming(command, tmp_path / "repo", env, tracking, False, tmp_path)
+    assert code != 0  # the job that fails on purpose
+    read = {name: (out / name).read_text().split() for name in ("first", "second", "third")}
+    assert read["first"] == ["false"]  # nothing stored yet
+    assert read["second"] == ["true", "v1"]  # saved after `first` succeeded
+    assert read["third"] == ["false", "deps-v1", "v1"]  # a restore-key, newest match
+    assert (out / "fourth").read_text().split() == ["false", "0"]  # a failed job saves nothing
+    keys = sorted(
+        json.loads(p.read_text())["key"] for p in (tmp_path / "cache-store").glob("*/meta.json")
+    )
+    # never-v1 is the empty folder `fourth` left (it missed, then succeeded), not `failed`'s.
+    assert keys == ["deps-v1", "deps-v2", "never-v1"]
+    stored = {
+        json.loads((entry / "meta.json").read_text())["key"]: entry
+        for entry in (tmp_path / "cache-store").iterdir()
+    }
+    assert not any((stored["never-v1"] / "paths" / "0").iterdir())
+    assert (stored["deps-v2"] / "paths" / "0" / "file").read_text() == "v2\n"
