@@ -177,6 +177,22 @@ def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: 
     return started
 
 
+def job_environments(job: Mapping[str, Any]) -> set[str]:
+    """The deployment environments a job targets.
+
+    ``environment:`` may be a name or ``{name: ...}``; an expression (``${{ matrix.x }}``)
+    stands for every value of the job's matrix.
+    """
+    target = job.get("environment")
+    target = target.get("name") if isinstance(target, dict) else target
+    if not isinstance(target, str):
+        return set()
+    if "${{" not in target:
+        return {target}
+    matrix = (job.get("strategy") or {}).get("matrix") or {}
+    return {str(v) for values in matrix.values() if isinstance(values, list) for v in values}
+
+
 def environment_groups(root: Path) -> dict[str, set[str]]:
     """Per deployment environment, the concurrency groups of the jobs that target it.
 
@@ -190,15 +206,7 @@ def environment_groups(root: Path) -> dict[str, set[str]]:
         for name, job in workflow["jobs"].items():
             concurrency = job.get("concurrency", default)
             group = concurrency.get("group") if isinstance(concurrency, dict) else concurrency
-            target = job.get("environment")
-            target = target.get("name") if isinstance(target, dict) else target
-            if not isinstance(target, str):
-                continue
-            names = {target}
-            if "${{" in target:
-                matrix = (job.get("strategy") or {}).get("matrix") or {}
-                names = {str(v) for vs in matrix.values() if isinstance(vs, list) for v in vs}
-            for environment in names:
+            for environment in job_environments(job):
                 groups.setdefault(environment, set()).add(
                     str(group) if group else f"(none) {path.name}/{name}"
                 )
@@ -320,26 +328,12 @@ def machine_env(roots: Mapping[str, Path]) -> dict[str, str]:
 
 
 def waiting_jobs(path: Path, protected: set[str], only: str | None = None) -> list[str]:
-    """Jobs of a workflow that target a protected environment (they wait for a reviewer).
-
-    ``environment:`` may be a name or ``{name: ...}``; an expression (``${{ matrix.x }}``)
-    counts when any value of the job's matrix is protected.
-    """
+    """Jobs of a workflow that target a protected environment (they wait for a reviewer)."""
     waiting = []
     for name, job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].items():
         if only is not None and name != only:
             continue
-        target = job.get("environment")
-        target = target.get("name") if isinstance(target, dict) else target
-        if not isinstance(target, str):
-            continue
-        names = {target}
-        if "${{" in target:
-            matrix = (job.get("strategy") or {}).get("matrix") or {}
-            names = {
-                str(v) for values in matrix.values() if isinstance(values, list) for v in values
-            }
-        if names & protected:
+        if job_environments(job) & protected:
             waiting.append(name)
     return waiting
 

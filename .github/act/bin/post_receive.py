@@ -14,17 +14,13 @@ import os
 import sys
 from pathlib import Path
 
+from github_standin import token_kind  # this folder is on sys.path: the hook runs the file
+
 
 def kind() -> str:
-    """Who pushed, by the token in the environment."""
-    token = os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_TOKEN") or ""
-    if not token:
-        return "person"
-    if token == os.environ.get("GITOPS_ML_WORKFLOW_TOKEN"):
-        return "workflow"
-    if token == os.environ.get("GITOPS_ML_READ_ONLY_TOKEN"):
-        return "read-only"
-    return "app"
+    """Who pushed, by the token in the environment (no token: a person at a laptop)."""
+    token = token_kind()
+    return "person" if token == "none" else token
 
 
 def main() -> None:
