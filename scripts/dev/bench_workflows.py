@@ -27,6 +27,8 @@ DEFAULT = {"train.sklearn.n_estimators": 150, "train.sklearn.max_depth": 3}
 def prepare(root: Path) -> Sandbox:
     """A sandbox whose main has the weak model, checked out on the PR branch."""
     sandbox = create_sandbox(root)
+    # As scenario (a): the comment job would stop in setup-cml (defect 8, issue 12).
+    sandbox.relax("setup-cml-canvas", "as tests/workflows scenario (a): defect 8, issue 12")
     sandbox.set_params(WEAK)
     sandbox.commit_all("weak model")
     sandbox.baseline()

@@ -54,7 +54,7 @@ def test_drifted_window_opens_one_retraining_pr_and_retraining_recovers(tmp_path
         "GITOPS_ML_RECORD": str(sandbox.record),
         "GITHUB_REPOSITORY": "gitops-ml/sandbox",
     }
-    sandbox.record.mkdir()
+    sandbox.record.mkdir(exist_ok=True)  # the origin's push hook may have made it
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
