@@ -94,6 +94,11 @@ class Comparison:
     passed: bool
     verdict: str
 
+    @property
+    def drop(self) -> float:
+        """How much worse the candidate is (negative: better), whichever way the metric runs."""
+        return self.difference if self.metric in LOWER_IS_BETTER else -self.difference
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         return asdict(self)

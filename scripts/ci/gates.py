@@ -32,7 +32,7 @@ from pipeline.groups import GroupRow, group_metrics
 from pipeline.io import read_json, read_table
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import DEFAULT_PARAMS_PATH, FairnessParams, GateParams, load_params
-from scripts.ci.comparison import LOWER_IS_BETTER, Comparison, compare
+from scripts.ci.comparison import Comparison, compare
 from scripts.ci.dvc_diff import METRICS_FILE
 from scripts.ci.reference import Reference, find_reference
 
@@ -85,7 +85,7 @@ def regression_gates(
         GateResult(
             f"regression_{c.metric}",
             c.passed,
-            round(-c.difference if c.metric not in LOWER_IS_BETTER else c.difference, 6),
+            round(c.drop, 6),
             c.tolerance,
             f"{c.metric} reference {c.reference:.4f} vs candidate {c.candidate:.4f} on the same "
             f"{c.rows} rows, difference {c.difference:+.4f} ({c.confidence:.0%} interval "

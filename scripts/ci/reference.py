@@ -93,9 +93,10 @@ def find_reference(against: str, state_file: Path) -> tuple[Reference | None, st
         RuntimeError: When the reference commit records a model that cannot be read.
     """
     revision, why = champion_revision(state_file)
-    if revision is None or not tracks_model(revision):
-        reason = why if revision is None else f"{why} has no model in its dvc.lock"
-        revision, why = against, f"the model of {against} ({reason})"
-    if not tracks_model(revision):
-        return None, f"no model recorded in dvc.lock at {revision}"
-    return Reference(revision, why, read_model(revision)), why
+    if revision is not None and tracks_model(revision):
+        return Reference(revision, why, read_model(revision)), why
+    reason = why if revision is None else f"{why} has no model in its dvc.lock"
+    why = f"the model of {against} ({reason})"
+    if not tracks_model(against):
+        return None, f"no model recorded in dvc.lock at {against}"
+    return Reference(against, why, read_model(against)), why

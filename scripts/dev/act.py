@@ -37,6 +37,7 @@ The project's environment is reused by the jobs (``VENV``), as actions/cache wou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -47,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,12 +124,19 @@ def local_repository_args(root: Path) -> list[str]:
     return args
 
 
-def triggers(workflow: Mapping[Any, Any]) -> set[str]:
-    """The events of a workflow's ``on:`` (YAML reads the key ``on`` as True)."""
+def event_filters(workflow: Mapping[Any, Any]) -> dict[str, Any]:
+    """A workflow's ``on:`` as ``{event: its filters or None}`` (YAML reads ``on`` as True)."""
     on = workflow.get("on", workflow.get(True))
     if isinstance(on, str):
-        return {on}
-    return set(on or ())
+        return {on: None}
+    if isinstance(on, list):
+        return dict.fromkeys(on)
+    return dict(on or {})
+
+
+def triggers(workflow: Mapping[Any, Any]) -> set[str]:
+    """The events of a workflow's ``on:``."""
+    return set(event_filters(workflow))
 
 
 def workflows_for(root: Path, event: str) -> list[Path]:
@@ -160,9 +168,7 @@ def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: 
     """
     started = []
     for path in sorted(root.glob(".github/workflows/*.yml")):
-        on = yaml.safe_load(path.read_text(encoding="utf-8"))
-        on = on.get("on", on.get(True))
-        config = {on: None} if isinstance(on, str) else dict(on or {})
+        config = event_filters(yaml.safe_load(path.read_text(encoding="utf-8")))
         if event not in config:
             continue
         filters = config[event] or {}
@@ -397,19 +403,18 @@ def save_caches(root: Path, tracking_id: str, job: str, succeeded: bool) -> list
     Returns:
         The keys saved.
     """
-    saved = []
+    saved: list[str] = []
     requests = root / "cache-requests"
+    store = root / "cache-store"
+    taken = {
+        json.loads(meta.read_text(encoding="utf-8"))["key"] for meta in store.glob("*/meta.json")
+    }
     for path in sorted(requests.glob("*.json")) if requests.is_dir() else []:
         request = json.loads(path.read_text(encoding="utf-8"))
         if request["tracking"] != tracking_id or request["job"] != job:
             continue
         path.unlink()
         staging = Path(request["staging"])
-        store = root / "cache-store"
-        taken = {
-            json.loads(meta.read_text(encoding="utf-8"))["key"]
-            for meta in store.glob("*/meta.json")
-        }
         if not succeeded or request["key"] in taken or not staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)
             continue
@@ -417,6 +422,7 @@ def save_caches(root: Path, tracking_id: str, job: str, succeeded: bool) -> list
         entry.mkdir(parents=True)
         staging.rename(entry / "paths")
         (entry / "meta.json").write_text(json.dumps({"key": request["key"]}), encoding="utf-8")
+        taken.add(request["key"])
         saved.append(request["key"])
     return saved
 
@@ -495,6 +501,22 @@ class Sandbox:
     skip: dict[str, str] = field(
         default_factory=lambda: {"ci.yml": "runs make test, i.e. the suite that runs the harness"}
     )
+
+    @contextlib.contextmanager
+    def enforcing(self, *rules: str) -> Iterator[None]:
+        """Within the block, ``rules`` (default: every rule, and GitHub's default settings) hold.
+
+        What was relaxed or set before comes back afterwards.
+        """
+        relaxed, settings = dict(self.relaxed), dict(self.settings)
+        for rule in rules or tuple(self.relaxed):
+            self.relaxed.pop(rule, None)
+        if not rules:
+            self.settings.update(DEFAULT_SETTINGS)
+        try:
+            yield
+        finally:
+            self.relaxed, self.settings = relaxed, settings
 
     def relax(self, rule: str, why: str) -> None:
         """Turn one modelled rule off, saying why (it shows in every run's summary)."""

@@ -35,6 +35,20 @@ jobs:
 """
 
 
+def act_push(tmp_path: Path, tracking: str, *extra: str) -> list[str]:
+    """The act command for a push: host mode for both label kinds, the run's tracking id."""
+    return [
+        str(Path(sys.executable).parent / "act"),
+        "push",
+        "--json",
+        "--action-cache-path",
+        str(tmp_path / "act-cache"),
+        *("-P", "ubuntu-latest=-self-hosted", "-P", "self-hosted=-self-hosted"),
+        *("--env", f"RUNNER_TRACKING_ID={tracking}"),
+        *extra,
+    ]
+
+
 def pids(marker: str) -> list[int]:
     found = subprocess.run(["pgrep", "-f", f"^sleep {marker}"], capture_output=True, text=True)
     return [int(pid) for pid in found.stdout.split()]
@@ -49,19 +63,11 @@ def test_job_end_kills_the_jobs_processes_but_not_one_started_without_the_id(
         WORKFLOW.format(marker=marker), encoding="utf-8"
     )
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    command = [
-        str(Path(sys.executable).parent / "act"),
-        "push",
-        "--json",
-        "-P",
-        "self-hosted=-self-hosted",
-        "--action-cache-path",
-        str(tmp_path / "act-cache"),
-        "--env",
-        f"RUNNER_TRACKING_ID={(tracking := new_tracking_id())}",
-    ]
+    tracking = new_tracking_id()
     try:
-        code, output, cleaned = run_streaming(command, tmp_path, os.environ, tracking)
+        code, output, cleaned = run_streaming(
+            act_push(tmp_path, tracking), tmp_path, os.environ, tracking
+        )
         assert code == 0, output[-3000:]
         survivors = pids(marker)
         assert len(survivors) == 1  # the one started without RUNNER_TRACKING_ID
@@ -119,15 +125,9 @@ def test_each_job_gets_the_machine_its_labels_would(tmp_path: Path) -> None:
         "OUT": str(out),
         "PATH": f"{STANDINS / 'machine'}{os.pathsep}{os.environ['PATH']}",
     }
-    command = [
-        str(Path(sys.executable).parent / "act"),
-        "push",
-        "--json",
-        "--action-cache-path",
-        str(tmp_path / "act-cache"),
-        *("-P", "ubuntu-latest=-self-hosted", "-P", "self-hosted=-self-hosted"),
-    ]
-    code, output, _ = run_streaming(command, tmp_path / "repo", env, new_tracking_id(), False)
+    tracking = new_tracking_id()
+    command = act_push(tmp_path, tracking)
+    code, output, _ = run_streaming(command, tmp_path / "repo", env, tracking, False)
     assert code == 0, output[-3000:]
     home = {job: (out / job).read_text().strip() for job in roots}
     # Hosted labels: a new machine per job, nothing left from the job before.
@@ -198,19 +198,9 @@ def test_a_cache_restores_on_its_key_or_restore_keys_and_saves_after_a_successfu
         "GITOPS_ML_STANDINS": str(STANDINS / "bin"),
         "GITOPS_ML_CACHE_STORE": str(tmp_path / "cache-store"),
     }
-    command = [
-        str(Path(sys.executable).parent / "act"),
-        "push",
-        "--json",
-        "--action-cache-path",
-        str(tmp_path / "act-cache"),
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "--env",
-        f"RUNNER_TRACKING_ID={tracking}",
-        "--local-repository",
-        f"{CACHE}={STANDINS / 'actions' / 'cache'}",
-    ]
+    command = act_push(
+        tmp_path, tracking, "--local-repository", f"{CACHE}={STANDINS / 'actions' / 'cache'}"
+    )
     code, _, _ = run_streaming(command, tmp_path / "repo", env, tracking, False, tmp_path)
     assert code != 0  # the job that fails on purpose
     read = {name: (out / name).read_text().split() for name in ("first", "second", "third")}

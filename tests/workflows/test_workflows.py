@@ -9,10 +9,11 @@ gates fail deploys nothing (e).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ from pipeline.params import load_params
 from scripts.cd.checks import request
 from scripts.cd.processes import free_port
 from scripts.dev.act import (
-    DEFAULT_SETTINGS,
     MACHINES,
     ActError,
     ActRun,
@@ -46,12 +46,21 @@ DEFAULT = {"train.sklearn.n_estimators": 150, "train.sklearn.max_depth": 3}
 BELOW_FLOOR = {"train.sklearn.n_estimators": 2, "train.sklearn.max_depth": 1}
 
 
-def open_pr(sandbox: Sandbox, branch: str, overrides: dict[str, object]) -> None:
+def new_branch(sandbox: Sandbox, branch: str, message: str, change: Callable[[], object]) -> None:
+    """A branch off main with one commit made by ``change``, pushed to origin."""
     sandbox.git("checkout", "-q", "main")
     sandbox.git("checkout", "-q", "-B", branch)
-    sandbox.set_params(overrides)
-    sandbox.commit_all(f"{branch}: {overrides}")
+    change()
+    sandbox.commit_all(message)
     sandbox.push(branch)
+
+
+def open_pr(sandbox: Sandbox, branch: str, overrides: dict[str, object]) -> None:
+    new_branch(sandbox, branch, f"{branch}: {overrides}", lambda: sandbox.set_params(overrides))
+
+
+def write_doc(sandbox: Sandbox, name: str, text: str) -> Callable[[], object]:
+    return lambda: (sandbox.work / "docs" / name).write_text(text, encoding="utf-8")
 
 
 def comments(sandbox: Sandbox, pr: int) -> list[dict[str, object]]:
@@ -350,11 +359,8 @@ def test_i_a_release_over_the_live_latency_budget_never_reaches_production(
 def test_defect_1_staging_keeps_serving_after_the_job_that_deployed_it(sandbox: Sandbox) -> None:
     sandbox.git("checkout", "-q", "main")
     sandbox.make("undeploy", "DEPLOY_ENV=staging")
-    relaxed = sandbox.relaxed.pop("orphan-cleanup")
-    try:
+    with sandbox.enforcing("orphan-cleanup"):
         run = sandbox.act("workflow_dispatch", "deploy.yml")
-    finally:
-        sandbox.relaxed["orphan-cleanup"] = relaxed
     assert run.ok, explain(run)
     assert run.cleaned.get("apply"), "the job started no process: nothing to clean up"
     running = deployment(sandbox, "staging")
@@ -372,12 +378,13 @@ def test_defect_1_staging_keeps_serving_after_the_job_that_deployed_it(sandbox: 
     reason="issue 12: the template's DVC remote lives inside the checkout, empty on every job",
 )
 def test_defect_2_a_remote_inside_the_checkout_fails_loudly(sandbox: Sandbox) -> None:
-    sandbox.git("checkout", "-q", "main")
-    sandbox.git("checkout", "-q", "-B", "default-remote")
     # The template's default: `.dvc-storage/` next to the code (the sandbox moved it out).
-    sandbox.run("dvc", "remote", "modify", "local", "url", "../.dvc-storage")
-    sandbox.commit_all("The template's default DVC remote")
-    sandbox.push("default-remote")
+    new_branch(
+        sandbox,
+        "default-remote",
+        "The template's default DVC remote",
+        lambda: sandbox.run("dvc", "remote", "modify", "local", "url", "../.dvc-storage"),
+    )
     try:
         run = sandbox.act("schedule", "drift.yml", env={"WINDOW": "defect-2"})
     finally:
@@ -435,11 +442,9 @@ def test_defect_5_a_release_state_pr_gets_checks(sandbox: Sandbox) -> None:
 def test_defect_6_a_fork_pull_request_never_reaches_a_self_hosted_runner(
     sandbox: Sandbox,
 ) -> None:
-    sandbox.git("checkout", "-q", "main")
-    sandbox.git("checkout", "-q", "-B", "from-a-fork")
-    (sandbox.work / "docs" / "fork.md").write_text("From a fork.\n", encoding="utf-8")
-    sandbox.commit_all("docs from a fork")
-    sandbox.push("from-a-fork")
+    new_branch(
+        sandbox, "from-a-fork", "docs from a fork", write_doc(sandbox, "fork.md", "From a fork.\n")
+    )
     run = sandbox.act("pull_request", "train.yml", number=11, fork=True)
     assert run.violations == [], explain(run)
 
@@ -464,16 +469,9 @@ def test_defect_7_the_hourly_decision_runs_without_a_reviewer(sandbox: Sandbox) 
     reason="issue 12: setup-cml v2.0.1 installs canvas@2 unless vega: false (setup-cml#103)",
 )
 def test_defect_8_the_comment_job_survives_setup_cml(sandbox: Sandbox) -> None:
-    sandbox.git("checkout", "-q", "main")
-    sandbox.git("checkout", "-q", "-B", "docs-only")
-    (sandbox.work / "docs" / "note.md").write_text("A note.\n", encoding="utf-8")
-    sandbox.commit_all("docs: a note")
-    sandbox.push("docs-only")
-    relaxed = sandbox.relaxed.pop("setup-cml-canvas")
-    try:
+    new_branch(sandbox, "docs-only", "docs: a note", write_doc(sandbox, "note.md", "A note.\n"))
+    with sandbox.enforcing("setup-cml-canvas"):
         run = sandbox.act("pull_request", "train.yml", number=9)
-    finally:
-        sandbox.relaxed["setup-cml-canvas"] = relaxed
     assert run.jobs.get("comment") == "success", explain(run)
 
 
@@ -507,14 +505,9 @@ def test_defect_10_one_concurrency_group_per_environment() -> None:
     ),
 )
 def test_full_loop_from_a_pull_request_to_a_decided_production(sandbox: Sandbox) -> None:
-    relaxed, settings = dict(sandbox.relaxed), dict(sandbox.settings)
-    sandbox.relaxed.clear()
-    sandbox.settings.update(DEFAULT_SETTINGS)
-    try:
-        sandbox.git("checkout", "-q", "main")
-        sandbox.git("checkout", "-q", "-B", "loop")
-        sandbox.set_params({"train.sklearn.n_estimators": 120})
-        sandbox.commit_all("loop: 120 trees")
+    with sandbox.enforcing(), contextlib.ExitStack() as stack:
+        stack.callback(sandbox.git, "checkout", "-q", "main")
+        open_pr(sandbox, "loop", {"train.sklearn.n_estimators": 120})
         runs = {run.workflow: run for run in sandbox.open_pull_request("loop", 30)}
         assert set(runs) == {"train.yml"}
         # 1. The PR goes green with no human commit, its report posted once.
@@ -552,7 +545,3 @@ def test_full_loop_from_a_pull_request_to_a_decided_production(sandbox: Sandbox)
         after = deployment(sandbox, "production")
         assert after is not None
         assert list(after["variants"]) == ["champion"], "the decision was never applied"
-    finally:
-        sandbox.relaxed.update(relaxed)
-        sandbox.settings.update(settings)
-        sandbox.git("checkout", "-q", "main")
