@@ -44,6 +44,22 @@ help: ## List the targets
 .PHONY: install
 install: $(STAMP) ## Create .venv and install the project with its pinned dependencies
 
+# The S3-compatible server the tests and the act sandbox store DVC data in (scripts/dev/s3.py):
+# moto's standalone server, in its own environment (its botocore pins differ from ours).
+S3_SERVER_VENV ?= .venv-s3
+S3_SERVER_STAMP := $(abspath $(S3_SERVER_VENV))/.installed-$(shell md5sum < requirements/s3-server.txt | cut -c1-12)
+export GITOPS_ML_S3_SERVER ?= $(abspath $(S3_SERVER_VENV))/bin/moto_server
+
+$(S3_SERVER_STAMP):
+	test -x $(abspath $(S3_SERVER_VENV))/bin/python || $(PYTHON_BOOT) -m venv $(abspath $(S3_SERVER_VENV))
+	$(abspath $(S3_SERVER_VENV))/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	$(abspath $(S3_SERVER_VENV))/bin/uv pip install --quiet --python $(abspath $(S3_SERVER_VENV))/bin/python -r requirements/s3-server.txt
+	rm -f $(abspath $(S3_SERVER_VENV))/.installed-*
+	touch $@
+
+.PHONY: s3-server-env
+s3-server-env: $(S3_SERVER_STAMP) ## Install moto's S3 server in .venv-s3 (for the tests)
+
 PORT ?= 3000
 GIT_SHA = $(shell git rev-parse --short=7 HEAD 2>/dev/null || echo nogit)
 
@@ -70,7 +86,7 @@ LOCKED := dvc.lock metrics.json reports/validation.json reports/plots
 .PHONY: repro
 repro: install ## Pull what the remote has (outputs and run-cache), reproduce the rest
 	dvc pull --run-cache --allow-missing
-	dvc repro --pull --allow-missing
+	dvc repro --pull
 
 .PHONY: ci-repro
 ci-repro: repro ## CI: `make repro`, then push outputs and the run-cache for later runs and main
@@ -181,11 +197,11 @@ serve: bento ## Serve the built Bento on http://127.0.0.1:$(PORT)
 	bentoml serve credit_risk:$(GIT_SHA) --host 127.0.0.1 --port $(PORT)
 
 .PHONY: test
-test: install ## Run the whole test suite (unit, data, integration, workflows under act)
+test: install s3-server-env ## Run the whole test suite (unit, data, integration, workflows under act)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast
-test-fast: install ## Run unit and data tests only
+test-fast: install s3-server-env ## Run unit and data tests only
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
 # Debian packages the tests and the local deployment start (root, or sudo when available).

@@ -6,7 +6,8 @@ Endpoints (all POST, JSON):
   probability of default, model version, variant and a ``request_id`` for feedback.
 * ``/predict_batch`` — a float32 matrix (columns as listed by ``/metadata``), adaptively
   batched across requests for throughput; returns the probabilities.
-* ``/metadata`` — model tag, version, git sha, metrics, schema and variant.
+* ``/metadata`` — model tag and version, the Bento's build labels (commit, build time),
+  metrics, schema and variant.
 * ``/feedback`` — ``request_id`` and the true label, once known.
 
 plus BentoML's ``/livez``, ``/readyz`` and ``/metrics``. The model tag is pinned by the
@@ -25,6 +26,7 @@ import json
 import os
 import re
 import uuid
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
@@ -54,6 +56,24 @@ FEATURES: list[str] = SPEC["features"]
 NUMERIC: list[str] = SPEC["numeric_features"]
 CATEGORICAL: list[str] = SPEC["categorical_features"]
 LoanApplication = record_model(SCHEMA)
+
+
+def bento_labels() -> dict[str, str]:
+    """The labels of the Bento this module runs from (commit, build time); empty outside one.
+
+    A Bento keeps the project under ``<bento>/src/``, next to its ``bento.yaml``. The
+    model (tracked by DVC) must not depend on the commit, so the commit is only known here.
+    """
+    import yaml
+
+    manifest = Path(__file__).resolve().parents[2] / "bento.yaml"
+    if not manifest.is_file():
+        return {}
+    labels = (yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}).get("labels") or {}
+    return {str(key): str(value) for key, value in labels.items()}
+
+
+BUILD = bento_labels()
 ROW_CHECK = RowCheck(SCHEMA, FEATURES)
 
 LABELS = ("model_version", "variant")
@@ -233,11 +253,12 @@ class CreditRiskService:
 
     @bentoml.api
     async def metadata(self) -> dict[str, Any]:
-        """The served model: tag, version, git sha, metrics, schema and variant."""
+        """The served model: tag, version, build labels, metrics, schema and variant."""
         return {
             "tag": SPEC["tag"],
             "model_version": self.version,
-            "git_sha": SPEC["git_sha"],
+            "git_sha": BUILD.get("git_sha"),
+            "built_at": BUILD.get("built_at"),
             "family": SPEC["family"],
             "variant": self.variant,
             "threshold": self.threshold,

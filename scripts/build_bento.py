@@ -2,8 +2,9 @@
 
 1. Makes sure the pinned model is in the local BentoML store (``pipeline.export
    --register-only``: a CI job that got ``models/`` with ``dvc pull`` has an empty store).
-2. ``bentoml build`` from bentofile.yaml, version = git short sha, labels = git sha and
-   model tag.
+2. ``bentoml build`` from bentofile.yaml, version = git short sha, labels = git sha, build
+   time and model tag. The commit lives here, not in the DVC-tracked model files, so
+   those stay byte-identical whichever commit reproduces them.
 3. ``bentoml export`` to ``dist/<name>-<version>.bento`` — the artifact CI uploads and that
    ``bentoml import`` restores elsewhere. ``bentoml containerize`` needs a Docker engine and
    runs on GitHub-hosted runners only.
@@ -12,14 +13,26 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.exit_codes import ExitCode
-from pipeline.export import git_short_sha, register
+from pipeline.export import register
 from pipeline.io import read_json
 from scripts.cd.bento_store import build
+
+
+def git_short_sha() -> str:
+    """The short sha of HEAD (the Bento's version); ``nogit`` outside git."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "nogit"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.NOT_EVALUATED
     model_tag = register(args.onnx, args.spec)
     git_sha = git_short_sha()
-    labels = {"git_sha": git_sha, "model_tag": model_tag.replace(":", "_")}
+    labels = {
+        "git_sha": git_sha,
+        "built_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ"),
+        "model_tag": model_tag.replace(":", "_"),
+    }
     tag, archive = build(args.bentofile, args.version or git_sha, labels, args.out_dir)
     print(f"bento {tag} (model {model_tag}) -> {archive}")
     spec = read_json(args.spec)

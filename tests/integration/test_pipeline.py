@@ -144,3 +144,18 @@ def test_report_compares_a_branch_with_main(sklearn_run, tmp_path):
     assert "| train.sklearn.max_depth | 3 | 2 |" in text
     assert "| model.roc_auc | " in text
     assert "| regression_roc_auc | PASS |" in text or "| regression_roc_auc | **FAIL** |" in text
+
+
+def test_a_docs_only_commit_then_a_forced_export_leaves_dvc_lock_unchanged(sklearn_run, tmp_path):
+    # Nothing DVC tracks may depend on the commit: CI's lock and a developer's must match.
+    copy = sklearn_run.clone_to(tmp_path / "commit")
+    copy.run("git", "add", "-A")
+    copy.run("git", "commit", "-q", "-m", "trained")
+    tracked = ("dvc.lock", "models/serving.json", "models/model_card.md", "models/model.onnx")
+    before = {name: copy.md5(name) for name in tracked}
+    (copy.path / "docs" / "note.md").write_text("A docs-only change.\n", encoding="utf-8")
+    copy.run("git", "add", "-A")
+    copy.run("git", "commit", "-q", "-m", "docs: a note")
+    assert ran(copy.run("dvc", "repro", "--force", "--single-item", "export").stdout) == ["export"]
+    assert {name: copy.md5(name) for name in tracked} == before
+    assert copy.run("git", "status", "--porcelain").stdout == ""
