@@ -30,6 +30,25 @@ export BENTOML_DO_NOT_TRACK := true
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export MPLBACKEND := Agg
 
+# A venv restored from a cache saved on another machine can have broken interpreter links
+# (hosted and self-hosted runners keep Python in different places): `make install` checks
+# that the venv's python runs, is that venv, and finds the core packages, and rebuilds it
+# when not.
+VENV_CHECK := import importlib.util as u, os, sys; \
+  ok = os.path.realpath(sys.prefix) == os.path.realpath("$(abspath $(VENV))") \
+  and all(u.find_spec(m) for m in ("yaml", "dvc", "sklearn", "pipeline")); sys.exit(0 if ok else 1)
+VENV_BROKEN := $(shell test -e $(abspath $(VENV))/pyvenv.cfg && \
+  { cd / && $(BIN)/python -c '$(VENV_CHECK)' >/dev/null 2>&1 || echo yes; })
+
+ifeq ($(VENV_BROKEN),yes)
+$(STAMP): venv-rebuild
+endif
+
+.PHONY: venv-rebuild
+venv-rebuild:
+	@echo "install: $(VENV) does not work on this machine (interpreter or packages missing): rebuilding it"
+	rm -rf $(abspath $(VENV))
+
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON_BOOT) -m venv $(abspath $(VENV))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
@@ -85,12 +104,22 @@ LOCKED := dvc.lock metrics.json reports/validation.json reports/plots
 
 .PHONY: repro
 repro: install ## Pull what the remote has (outputs and run-cache), reproduce the rest
+	python -m scripts.storage check
 	dvc pull --run-cache --allow-missing
 	dvc repro --pull
 
 .PHONY: ci-repro
 ci-repro: repro ## CI: `make repro`, then push outputs and the run-cache for later runs and main
 	dvc push --run-cache
+
+.PHONY: repro-offline
+repro-offline: install ## Reproduce without the DVC remote (a fork's PR: no storage credentials)
+	dvc repro
+
+BRANCH ?=
+.PHONY: commit-lock
+commit-lock: ## CI: commit dvc.lock and the metrics to BRANCH (the PR's own) when repro changed them
+	python3 -m scripts.gitops commit --branch "$(BRANCH)" --report reports/pr_report.md $(LOCKED)
 
 .PHONY: sync-lock
 sync-lock: repro ## After CI trained a PR: restore its results from the run-cache (no retraining)
@@ -172,13 +201,15 @@ record-release: install ## After a release: record it in the state files (+ mani
 
 # Monitoring: the drift job over a prepared window (DRIFT_WINDOW) or the production logs.
 RUN_DIR := $(or $(GITOPS_ML_RUN_DIR),$(HOME)/.local/state/gitops-ml)
-PREDICTION_LOGS ?= $(wildcard $(RUN_DIR)/production/logs/predictions/*)
+# `$(or)`, not `?=`: a workflow passes an unset repository variable as an empty string.
+PREDICTION_LOGS := $(or $(PREDICTION_LOGS),$(wildcard $(RUN_DIR)/production/logs/predictions/*))
 DRIFT_WINDOW ?=
 PUSHGATEWAY ?=
 WINDOW ?= $(shell date -u +%Y-%m-%d)
 
 .PHONY: drift
 drift: install ## Drift job: window vs training split (reports/drift/); exit 0 no drift or drift, 2 could not run
+	python -m scripts.storage check
 	dvc pull split evaluate
 	python -m monitoring.drift \
 	  $(if $(DRIFT_WINDOW),--current "$(DRIFT_WINDOW)",$(foreach d,$(PREDICTION_LOGS),--logs "$(d)")) \
@@ -226,15 +257,15 @@ lint-workflows: install ## Lint the workflows and actions: check-jsonschema and 
 ACT_ARGS ?=
 
 .PHONY: act-pr
-act-pr: install ## Run the pull_request workflows (ci, train) locally with act
+act-pr: install s3-server-env ## Run the pull_request workflows (ci, train) locally with act
 	python -m scripts.dev.act pull_request $(ACT_ARGS)
 
 .PHONY: act-main
-act-main: install ## Run the push-to-main workflows (ci, release) locally with act
+act-main: install s3-server-env ## Run the push-to-main workflows (ci, release) locally with act
 	python -m scripts.dev.act push --workflow ci.yml --workflow release.yml $(ACT_ARGS)
 
 .PHONY: act-schedule
-act-schedule: install ## Run the scheduled workflows (promote, drift) locally with act
+act-schedule: install s3-server-env ## Run the scheduled workflows (promote, drift) locally with act
 	python -m scripts.dev.act schedule $(ACT_ARGS)
 
 .PHONY: lint

@@ -3,8 +3,8 @@
 When the drift job (``monitoring.drift``) found drift and the window has labelled rows
 (``reports/drift/labelled.parquet``, at least ``monitoring.min_labelled``):
 
-1. branch ``retrain/<window>`` from the current commit (unless a PR for it is already open:
-   the job is idempotent);
+1. branch ``retrain/<window>`` from the current commit — unless a retraining PR (any
+   ``retrain/*`` branch) is open already: at most one at a time, the next window waits;
 2. the labelled rows become a new DVC-tracked file of ``data.windows_dir`` (``dvc add``,
    ``dvc push``), which the ingest stage appends to the training data;
 3. commit the ``.dvc`` file, push the branch, open the PR with the drift summary as its body,
@@ -29,7 +29,14 @@ import pandas as pd
 
 from pipeline.exit_codes import ExitCode
 from pipeline.params import DEFAULT_PARAMS_PATH, ParamsError, load_params
-from scripts.ci.github import GitHubContext, GitHubError, git, open_pr_url, propose, repository
+from scripts.ci.github import (
+    GitHubContext,
+    GitHubError,
+    git,
+    open_pr_from_prefix,
+    propose,
+    repository,
+)
 
 
 def token_note(context: GitHubContext) -> str | None:
@@ -37,7 +44,7 @@ def token_note(context: GitHubContext) -> str | None:
     if context.triggers_workflows:
         return None
     return (
-        "warning: no RETRAIN_APP_ID/RETRAIN_APP_KEY (GitHub App) or RETRAIN_TOKEN (PAT) is "
+        "warning: no GITOPS_APP_ID/GITOPS_APP_KEY (GitHub App) or RETRAIN_TOKEN (PAT) is "
         "configured: the PR is opened with GITHUB_TOKEN, and GitHub runs no workflow on it "
         "(train.yml will not report). Configure one of them (README, Adopting it on GitHub)."
     )
@@ -70,9 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.OK
         repo = repository(context)
         branch = f"retrain/{args.window}"
-        already = open_pr_url(repo, branch)
+        already = open_pr_from_prefix(repo, "retrain/")
         if already:
-            print(f"retrain: a PR is already open for {branch}: {already}")
+            print(f"retrain: a retraining PR is already open ({already}): no second one")
             return ExitCode.OK
         note = token_note(context)
         if note:

@@ -57,9 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = choose_backend(args.backend)
         number = pr_number(args.pr, context)
         if backend == "cml":
-            print(sticky_comment_cml(number, args.file, args.watermark))
-        else:
-            print(sticky_comment_gh(repository(context), number, body, args.watermark))
+            try:
+                print(sticky_comment_cml(number, args.file, args.watermark))
+                return ExitCode.OK
+            except GitHubError as error:
+                if args.backend == "cml":
+                    raise
+                # CML is unmaintained since 2024-10: any failure falls back to gh, which
+                # finds the same comment by CML's watermark.
+                print(f"comment: cml failed ({error}); posting with gh", file=sys.stderr)
+        print(sticky_comment_gh(repository(context), number, body, args.watermark))
     except (GitHubError, OSError, json.JSONDecodeError) as error:
         print(f"comment: {error}", file=sys.stderr)
         return ExitCode.FOUND_PROBLEM

@@ -5,6 +5,10 @@ Used for the deployment state (releases, promotions) and for retraining data
 changed files and either opens a pull request from branch ``B`` (the default: reviewable,
 protected main) or, with ``--direct`` (``GITOPS_ML_STATE_PUSH=direct``), pushes the commit
 to ``main`` (:func:`scripts.ci.github.propose`). Nothing changed: nothing is committed, exit 0.
+
+``commit --branch B [--report F] PATH...`` commits the changed files to a pull request's
+own branch (train.yml's lock, :func:`scripts.ci.github.commit_to_branch`) and appends what
+it did to the PR report F.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.exit_codes import ExitCode
-from scripts.ci.github import GitHubContext, GitHubError, propose
+from scripts.ci.github import GitHubContext, GitHubError, commit_to_branch, propose
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=context.direct_push,
         help="push to main instead of opening a PR (GITOPS_ML_STATE_PUSH=direct)",
     )
+    commit = commands.add_parser("commit", help="commit files to a PR's own branch")
+    commit.add_argument("paths", type=Path, nargs="+")
+    commit.add_argument("--branch", required=True)
+    commit.add_argument("--what", default="dvc.lock and the metrics")
+    commit.add_argument("--report", type=Path, default=None, help="PR report to append to")
     args = parser.parse_args(argv)
+    if args.command == "commit":
+        return commit_files(args.paths, args.branch, args.what, args.report)
     if args.direct:
         context = dataclasses.replace(context, state_push="direct")
     try:
@@ -43,6 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GitHubError, OSError) as error:
         print(f"gitops: {error}", file=sys.stderr)
         return ExitCode.FOUND_PROBLEM
+    return ExitCode.OK
+
+
+def commit_files(paths: list[Path], branch: str, what: str, report: Path | None) -> int:
+    """The ``commit`` subcommand: exit 1 with the reason when it cannot commit."""
+    try:
+        sentence, _ = commit_to_branch(paths, branch, what)
+    except (GitHubError, OSError) as error:
+        print(f"gitops: {error}", file=sys.stderr)
+        return ExitCode.FOUND_PROBLEM
+    print(f"gitops: {sentence}")
+    if report is not None and report.is_file():
+        with report.open("a", encoding="utf-8") as handle:
+            handle.write(f"\n**dvc.lock:** {sentence}\n")
     return ExitCode.OK
 
 

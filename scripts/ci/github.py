@@ -8,6 +8,11 @@
 * :func:`open_pr`: a pull request from a pushed branch unless one is open for it already
   (``gh`` only: CML's ``pr create`` commits and pushes by itself).
 * :func:`propose`: commit changed files, then push them to main or to a branch with a PR.
+* :func:`commit_to_branch`: commit changed files to a PR's own branch (train.yml's lock).
+
+Both backends write CML's watermark (``![](https://cml.dev/watermark.png#<sha> "CML
+watermark <title>")``, iterative/cml ``src/watermark.js``) and find a comment by it, so a
+switch from one to the other updates the same comment instead of adding a second.
 
 Standard library only: the comment job runs it before any project install. Tokens come
 from the environment (``REPO_TOKEN`` for cml, ``GH_TOKEN`` for gh) and are never printed.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -133,9 +139,29 @@ def _gh_api(method: str, path: str, payload: Mapping[str, object] | None = None)
     return _run([*command, "--input", "-"], stdin=json.dumps(payload))
 
 
+WATERMARK_IMAGE = "https://cml.dev/watermark.png"
+
+
+def watermark_title(title: str) -> str:
+    """CML's watermark title, with the characters GitHub escapes in markdown escaped."""
+    return re.sub(r"([_*\[<])", r"\\\1", f"CML watermark {title}".strip())
+
+
+def cml_watermark(title: str, sha: str) -> str:
+    """The watermark ``cml comment`` appends to a report (iterative/cml src/watermark.js)."""
+    return f'![]({WATERMARK_IMAGE}#{sha} "{watermark_title(title)}")'
+
+
+def has_watermark(body: str, title: str) -> bool:
+    """Whether ``body`` carries the watermark of ``title``, whatever its commit (as CML checks)."""
+    image, label = re.escape(WATERMARK_IMAGE), re.escape(watermark_title(title))
+    pattern = rf'!\[\]\({image}#[0-9a-fA-F]+ "{label}"\)'
+    return re.search(pattern, body) is not None
+
+
 def sticky_comment_gh(repo: str, number: int, body: str, watermark: str) -> str:
     """Create or update the comment carrying ``watermark`` through the REST API."""
-    marker = f"<!-- {watermark} -->"
+    # Every page (CML itself reads only the first 30 comments), one comment per line.
     listed = _run(
         [
             "gh",
@@ -143,11 +169,13 @@ def sticky_comment_gh(repo: str, number: int, body: str, watermark: str) -> str:
             "--paginate",
             f"repos/{repo}/issues/{number}/comments",
             "--jq",
-            f'.[] | select(.body | contains("{marker}")) | .id',
+            ".[] | {id, body} | @json",
         ]
     )
-    ids = listed.split()
-    text = f"{marker}\n{body}"
+    comments = [json.loads(line) for line in listed.splitlines() if line.strip()]
+    ids = [c["id"] for c in comments if has_watermark(str(c.get("body") or ""), watermark)]
+    sha = os.environ.get("GITHUB_SHA", "0" * 40)
+    text = f"{body}\n\n{cml_watermark(watermark, sha)}"
     if ids:
         _gh_api("PATCH", f"repos/{repo}/issues/comments/{ids[-1]}", {"body": text})
         return f"updated comment {ids[-1]} on #{number}"
@@ -178,6 +206,17 @@ def open_pr_url(repo: str, head: str) -> str | None:
     )
     open_prs = json.loads(listed or "[]")
     return str(open_prs[0]["url"]) if open_prs else None
+
+
+def open_pr_from_prefix(repo: str, prefix: str) -> str | None:
+    """The URL of an open PR whose head branch starts with ``prefix`` (e.g. ``retrain/``)."""
+    listed = _run(
+        ["gh", "pr", "list", "--repo", repo, "--state", "open", "--json", "url,headRefName"]
+    )
+    for pull in json.loads(listed or "[]"):
+        if str(pull.get("headRefName", "")).startswith(prefix):
+            return str(pull["url"])
+    return None
 
 
 def open_pr(repo: str, head: str, base: str, title: str, body_path: Path) -> str:
@@ -244,3 +283,46 @@ def propose(
         return f"pushed to {base}: {title}"
     git("push", "-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
     return open_pr(repository(context), branch, base, title, body)
+
+
+LOCK_TRAILER = "Gitops-ML-Lock: true"
+
+
+def scoped_push(*args: str) -> str:
+    """``git push ARGS`` lending ``GH_TOKEN`` to this one command, if set.
+
+    The token reaches git through a credential helper given with ``-c`` that reads it
+    from the environment: nothing is written to the runner's git configuration (unlike
+    ``gh auth setup-git``) and the token never appears in a command line or a log.
+    """
+    options: list[str] = []
+    if os.environ.get("GH_TOKEN"):
+        helper = '!f() { echo username=x-access-token; echo "password=$GH_TOKEN"; }; f'
+        options = ["-c", "credential.helper=", "-c", f"credential.helper={helper}"]
+    return git(*options, "push", *args)
+
+
+def commit_to_branch(paths: Sequence[Path], branch: str, what: str) -> tuple[str, str | None]:
+    """Commit ``paths`` (when changed) and push the commit to ``branch``.
+
+    Returns:
+        A sentence for the PR report, and the new commit's short sha (None: nothing changed).
+
+    Raises:
+        GitHubError: When the previous commit was this function's own and the files changed
+            again: the pipeline is not reproducible, and another commit would start another
+            run, and so on.
+    """
+    if not git("status", "--porcelain", "--", *map(str, paths)):
+        return f"{what} match this commit: nothing to commit.", None
+    if LOCK_TRAILER in git("log", "-1", "--format=%B"):
+        raise GitHubError(
+            f"{what} changed again right after CI committed them: the pipeline does not "
+            "reproduce byte for byte (see `dvc status`); not committing again"
+        )
+    git("add", "--", *map(str, paths))
+    message = f"{what} from CI\n\n{LOCK_TRAILER}"
+    git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "-q", "-m", message)
+    sha = git("rev-parse", "--short=7", "HEAD")
+    scoped_push("-q", "origin", f"HEAD:refs/heads/{branch}")
+    return f"CI committed {what} to `{branch}` as {sha}; the run for it reproduces nothing.", sha

@@ -56,6 +56,7 @@ from typing import Any
 import yaml
 
 from scripts.dev.runner import cleanup_job, new_tracking_id
+from scripts.dev.s3 import S3Endpoint, S3ServerError, s3_server
 from scripts.dev.workspace import PROJECT_ROOT, copy_project, edit_yaml, tool_env
 
 STANDINS = PROJECT_ROOT / ".github" / "act"
@@ -281,33 +282,58 @@ def job_ids(path: Path) -> list[str]:
     return list(yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"])
 
 
-RUNS_ON_VARIABLE = re.compile(r"^\$\{\{\s*fromJSON\(\s*vars\.(\w+)\s*\|\|\s*'(.*)'\s*\)\s*\}\}$")
+RUNS_ON_VARIABLE = re.compile(r"^fromJSON\(\s*vars\.(\w+)\s*\|\|\s*'(.*)'\s*\)$")
+# A job that sends a fork's pull request elsewhere: ``fromJSON(FORK && '[labels]' || ...)``.
+FORK_CONDITION = (
+    "(github.event.pull_request && "
+    "github.event.pull_request.head.repo.full_name != github.repository)"
+)
+RUNS_ON_FORK = re.compile(r"^fromJSON\(\s*(\(.*?\))\s*&&\s*'(\[.*?\])'\s*\|\|\s*(.*)\)$")
 
 
-def runner_labels(runs_on: object, variables: Mapping[str, str]) -> list[str]:
-    """A job's ``runs-on`` labels, with ``${{ fromJSON(vars.X || '[...]') }}`` evaluated."""
+def runner_labels(runs_on: object, variables: Mapping[str, str], fork: bool = False) -> list[str]:
+    """A job's ``runs-on`` labels, its expression evaluated for this event.
+
+    Two forms are understood: ``${{ fromJSON(vars.X || '[...]') }}`` and the same preceded
+    by ``FORK_CONDITION && '[...]' ||`` (a fork's PR goes to the first list). Any other
+    expression is an error rather than a guess.
+
+    Raises:
+        ActError: For an expression of another form.
+    """
     if isinstance(runs_on, list):
         return [str(label) for label in runs_on]
     text = str(runs_on).strip()
-    match = RUNS_ON_VARIABLE.match(text)
-    if match:
-        value = json.loads(variables.get(match[1]) or match[2])
-        return [str(label) for label in (value if isinstance(value, list) else [value])]
-    return [text]
+    whole = EXPRESSION.fullmatch(text)
+    if not whole:
+        return [text]
+    expression = whole[1]
+    forked = RUNS_ON_FORK.match(expression)
+    if forked:
+        if " ".join(forked[1].split()) != FORK_CONDITION:
+            raise ActError(f"runs-on: unsupported condition {forked[1]!r}")
+        if fork:
+            return [str(label) for label in json.loads(forked[2])]
+        expression = f"fromJSON({forked[3].strip()})"
+    match = RUNS_ON_VARIABLE.match(expression)
+    if not match:
+        raise ActError(f"runs-on: unsupported expression {text!r}")
+    value = json.loads(variables.get(match[1]) or match[2])
+    return [str(label) for label in (value if isinstance(value, list) else [value])]
 
 
-def self_hosted_jobs(path: Path, variables: Mapping[str, str]) -> set[str]:
+def self_hosted_jobs(path: Path, variables: Mapping[str, str], fork: bool = False) -> set[str]:
     """Jobs of a workflow whose labels send them to a self-hosted runner."""
     jobs = yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"]
     return {
         name
         for name, job in jobs.items()
-        if "self-hosted" in runner_labels(job.get("runs-on", ""), variables)
+        if "self-hosted" in runner_labels(job.get("runs-on", ""), variables, fork)
     }
 
 
 def machine_roots(
-    path: Path, variables: Mapping[str, str], machines: Path, run: str
+    path: Path, variables: Mapping[str, str], machines: Path, run: str, fork: bool = False
 ) -> dict[str, Path]:
     """The machine each job of a workflow lands on: its root folder (HOME, tool cache).
 
@@ -317,7 +343,7 @@ def machine_roots(
     """
     roots = {}
     for name, job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].items():
-        labels = runner_labels(job.get("runs-on", ""), variables)
+        labels = runner_labels(job.get("runs-on", ""), variables, fork)
         if "self-hosted" in labels:
             roots[name] = machines / ("self-hosted-" + "-".join(sorted(set(labels))))
         else:
@@ -497,6 +523,14 @@ class Sandbox:
     protected: set[str] = field(default_factory=set)
     # Environments a reviewer approved for the next run.
     approved: set[str] = field(default_factory=set)
+    # Repository variables (``vars.*``) and secrets every run gets (a fork's PR: no secret).
+    variables: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    # What the developer's own commands (run, make) get to reach the DVC storage; the
+    # workflows get it only through ``secrets``.
+    storage_env: dict[str, str] = field(default_factory=dict)
+    # Open pull requests people opened here: head branch -> number.
+    pull_requests: dict[str, int] = field(default_factory=dict)
     # Workflows the dispatcher never starts, each with why.
     skip: dict[str, str] = field(
         default_factory=lambda: {"ci.yml": "runs make test, i.e. the suite that runs the harness"}
@@ -548,7 +582,12 @@ class Sandbox:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a command in the working copy."""
         result = subprocess.run(
-            list(args), cwd=self.work, env=self.env(), capture_output=True, text=True, check=False
+            list(args),
+            cwd=self.work,
+            env=self.env(**self.storage_env),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if check and result.returncode != 0:
             raise ActError(
@@ -681,8 +720,11 @@ class Sandbox:
             )
         self.approved.clear()
         fork = event == "pull_request" and bool(payload.get("fork"))
+        variables = {**self.variables, **(variables or {})}
         if event == "pull_request":
-            self.publish_pull_request(int(payload.get("number", 1)), payload.get("base", "main"))
+            number = int(payload.get("number", 1))
+            self.publish_pull_request(number, payload.get("base", "main"))
+            self.pull_requests[self.git("rev-parse", "--abbrev-ref", "HEAD")] = number
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         stamp = f"{path.stem}-{event}-{len(list(logs.glob('*.jsonl'))):02d}"
@@ -721,9 +763,11 @@ class Sandbox:
         for label in RUNNER_LABELS:
             command += ["-P", f"{label}=-self-hosted"]
         command += local_repository_args(self.work)
-        for key, value in (variables or {}).items():
+        for key, value in variables.items():
             command += ["--var", f"{key}={value}"]
-        machines = machine_roots(path, variables or {}, self.root / "machines", stamp)
+        for key, value in ({} if fork else self.secrets).items():
+            command += ["--secret", f"{key}={value}"]
+        machines = machine_roots(path, variables, self.root / "machines", stamp, fork)
         job_env = self.env(
             # The machine wrapper first: every step's bash takes its job's machine.
             PATH=os.pathsep.join(
@@ -770,7 +814,7 @@ class Sandbox:
             cleaned,
         )
         if fork:
-            hosted = self_hosted_jobs(path, variables or {})
+            hosted = self_hosted_jobs(path, variables, fork=True)
             run.violations += [
                 f"job {name} ran a fork's pull request on a self-hosted runner"
                 for name in run.jobs
@@ -797,7 +841,16 @@ class Sandbox:
         """
         runs: list[ActRun] = []
         for push in self.pushes()[pushes_seen:]:
-            if push["ref"] != f"refs/heads/{base}" or push["by"] in {"workflow", "read-only"}:
+            if push["by"] in {"workflow", "read-only"}:
+                continue
+            branch = push["ref"].removeprefix("refs/heads/")
+            if branch != base:
+                # A push to an open PR's branch: GitHub runs its pull_request workflows.
+                number = self.open_pull_request_number(branch)
+                if number is not None:
+                    self.git("fetch", "-q", "origin")
+                    self.git("checkout", "-q", "-B", branch, f"origin/{branch}")
+                    runs += self._pull_request_runs(branch, number, base)
                 continue
             self.git("fetch", "-q", "origin")
             self.git("checkout", "-q", base)
@@ -816,6 +869,15 @@ class Sandbox:
             self.git("checkout", "-q", "-B", pull["head"], f"origin/{pull['head']}")
             runs += self._pull_request_runs(pull["head"], int(pull["number"]), pull["base"])
         return runs
+
+    def open_pull_request_number(self, branch: str) -> int | None:
+        """The number of the open PR from ``branch``, opened here or by a workflow."""
+        if branch in self.pull_requests:
+            return self.pull_requests[branch]
+        for pull in self.github()["pulls"]:
+            if pull["head"] == branch and pull.get("state", "open") == "open":
+                return int(pull["number"])
+        return None
 
     def changed_files(self, since: str, until: str = "HEAD") -> list[str]:
         """Files ``until`` changed since ``since`` (from their merge base, as a PR's diff)."""
@@ -875,7 +937,7 @@ class Sandbox:
         result = subprocess.run(
             ["make", *targets],
             cwd=self.work,
-            env=self.env(VENV=sys.prefix),
+            env=self.env(VENV=sys.prefix, **self.storage_env),
             capture_output=True,
             text=True,
             check=False,
@@ -964,14 +1026,28 @@ def install_push_hook(origin: Path) -> None:
     hook.chmod(0o755)
 
 
-def create_sandbox(root: Path, source: Path = PROJECT_ROOT) -> Sandbox:
-    """Copy ``source`` into ``root/work`` on ``main``, with a bare origin and a DVC remote."""
+def create_sandbox(root: Path, source: Path = PROJECT_ROOT, s3: S3Endpoint | None = None) -> Sandbox:
+    """Copy ``source`` into ``root/work`` on ``main``, with a bare origin and a DVC remote.
+
+    The remote is shared storage outside the checkout, as a team's is: a bucket of the S3
+    endpoint ``s3`` (its keys reach the workflows as the ``AWS_*`` secrets, and the
+    developer's commands through :attr:`Sandbox.storage_env`), else a local folder.
+    """
     sandbox = Sandbox(root)
     copy_project(sandbox.work, source)
-    remote = root / "dvc-remote"
-    remote.mkdir(parents=True, exist_ok=True)
-    sandbox.run("dvc", "remote", "modify", "local", "url", str(remote))
-    sandbox.commit_all("sandbox: DVC remote in a local folder")
+    if s3 is not None:
+        s3.configure_dvc(sandbox.work, prefix=f"dvc-{root.name}")
+        sandbox.secrets.update(
+            {key: value for key, value in s3.env().items() if key.startswith("AWS_") and "KEY" in key}
+        )
+        sandbox.storage_env.update(s3.env())
+        message = f"sandbox: DVC remote in bucket {s3.bucket} of {s3.url}"
+    else:
+        remote = root / "dvc-remote"
+        remote.mkdir(parents=True, exist_ok=True)
+        sandbox.run("dvc", "remote", "modify", "local", "url", str(remote))
+        message = "sandbox: DVC remote in a local folder"
+    sandbox.commit_all(message)
     origin = root / "origin.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(sandbox.work), str(origin)], check=True)
     install_push_hook(origin)
@@ -1005,8 +1081,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     root = args.sandbox or Path(tempfile.mkdtemp(prefix="gitops-ml-act-"))
+    storage = contextlib.ExitStack()
     try:
-        sandbox = create_sandbox(root)
+        try:
+            endpoint: S3Endpoint | None = storage.enter_context(s3_server())
+        except S3ServerError as error:
+            print(f"act: DVC storage in a local folder ({error})")
+            endpoint = None
+        sandbox = create_sandbox(root, s3=endpoint)
         for rule in args.relax:
             sandbox.relax(rule, "--relax on the command line")
         sandbox.settings["actions_can_create_pull_requests"] = args.allow_actions_prs
@@ -1037,6 +1119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     except (ActError, subprocess.CalledProcessError, OSError) as error:
         print(f"act: {error}", file=sys.stderr)
+        storage.close()
         return 1
     if sandbox.relaxed:
         print(f"act: rules relaxed: {', '.join(sorted(sandbox.relaxed))}")
@@ -1066,6 +1149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
         else:
             print(f"act: logs kept in {root / 'logs'}")
+    storage.close()
     return 0 if all(run.ok for run in runs) else 1
 
 

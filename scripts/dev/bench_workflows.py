@@ -72,7 +72,7 @@ def direct(root: Path) -> dict[str, float]:
     )
     env = sandbox.env(
         VENV=sys.prefix,
-        PATH=f"{STANDINS / 'bin'}:{sandbox.env()['PATH']}",
+        PATH=f"{STANDINS / 'cml'}:{STANDINS / 'bin'}:{sandbox.env()['PATH']}",
         GITOPS_ML_RECORD=str(sandbox.record),
         GITHUB_REPOSITORY="gitops-ml/sandbox",
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,8 +80,24 @@ def event_pr() -> int | None:
     return number if isinstance(number, int) else None
 
 
+WATERMARK_IMAGE = "https://cml.dev/watermark.png"
+
+
+def watermark(label: str, sha: str | None) -> str:
+    """CML's watermark (iterative/cml ``src/watermark.js``): an image whose title is the label.
+
+    With ``sha`` it is the one CML appends; without, a regex matching any commit (CML's
+    ``isIn``), so a comment written by another tool with the same watermark is found too.
+    """
+    title = re.sub(r"([_*\[<])", r"\\\1", f"CML watermark {label}".strip())
+    if sha is not None:
+        return f'![]({WATERMARK_IMAGE}#{sha} "{title}")'
+    return rf'!\[\]\({re.escape(WATERMARK_IMAGE)}#[0-9a-fA-F]+ "{re.escape(title)}"\)'
+
+
 def cml(argv: list[str], state: dict[str, Any]) -> None:
-    """``cml comment create|update``: one comment per (PR, watermark title)."""
+    """``cml comment create|update``: CML appends its watermark; update edits the latest
+    comment of the PR that carries it (whoever wrote it), as CML does."""
     require_write()
     if argv[:1] != ["comment"] or argv[1:2] not in (["create"], ["update"]):
         fail(f"cml {' '.join(argv[:2])} is not implemented by the stand-in")
@@ -96,11 +113,12 @@ def cml(argv: list[str], state: dict[str, Any]) -> None:
     pr = int(number) if number else event_pr()
     if pr is None:
         fail("no pull request for --target=pr")
+    sha = os.environ.get("GITHUB_SHA", "0" * 40)
     body = Path(args.file).read_text(encoding="utf-8")
-    comment = {"pr": pr, "tool": "cml", "watermark": args.watermark_title, "publish": args.publish}
-    existing = [
-        c for c in state["comments"] if c["pr"] == pr and c.get("watermark") == args.watermark_title
-    ]
+    body = f"{body}\n\n{watermark(args.watermark_title, sha)}"
+    comment = {"pr": pr, "tool": "cml", "publish": args.publish}
+    pattern = re.compile(watermark(args.watermark_title, None))
+    existing = [c for c in state["comments"] if c["pr"] == pr and pattern.search(c["body"])]
     if argv[1] == "update" and existing:
         existing[-1].update(comment, body=body, edits=existing[-1]["edits"] + 1)
         print(f"https://github.invalid/pull/{pr}#issuecomment-{existing[-1]['id']}")
@@ -136,7 +154,7 @@ def gh_api(argv: list[str], state: dict[str, Any]) -> None:
         matches = [c for c in state["comments"] if c["id"] == int(parts[5])]
         if not matches:
             fail(f"no comment {parts[5]}")
-        matches[0].update(body=payload["body"], edits=matches[0]["edits"] + 1)
+        matches[0].update(body=payload["body"], tool="gh", edits=matches[0]["edits"] + 1)
         result = {"id": matches[0]["id"], "body": payload["body"]}
     else:
         fail(f"gh api {args.method} {args.path} is not implemented by the stand-in")
@@ -161,8 +179,17 @@ def gh_pr(argv: list[str], state: dict[str, Any]) -> None:
     parser.add_argument("--body-file", default="")
     args = parser.parse_args(argv)
     if args.action == "list":
-        pulls = [p for p in state["pulls"] if p["head"] == args.head and p["state"] == args.state]
-        print(json.dumps([{"number": p["number"], "url": p["url"]} for p in pulls]))
+        pulls = [
+            p
+            for p in state["pulls"]
+            if p["state"] == args.state and (not args.head or p["head"] == args.head)
+        ]
+        fields = {"number": "number", "url": "url", "headRefName": "head", "title": "title"}
+        wanted = [name for name in args.json.split(",") if name] or ["number", "url"]
+        unknown = [name for name in wanted if name not in fields]
+        if unknown:
+            fail(f"gh pr list --json {','.join(unknown)}: not implemented by the stand-in")
+        print(json.dumps([{name: p[fields[name]] for name in wanted} for p in pulls]))
         return
     require_write()
     kind = token_kind()

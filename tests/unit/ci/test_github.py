@@ -23,7 +23,7 @@ def github(tmp_path: Path) -> dict[str, str]:
     event.write_text(json.dumps({"number": 7, "pull_request": {"number": 7}}), encoding="utf-8")
     return {
         **os.environ,
-        "PATH": f"{STANDINS / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "PATH": os.pathsep.join([str(STANDINS / "cml"), str(STANDINS / "bin"), os.environ["PATH"]]),
         "GITOPS_ML_RECORD": str(record),
         "GITHUB_EVENT_PATH": str(event),
         "GITHUB_REPOSITORY": "team/models",
@@ -59,10 +59,42 @@ def test_sticky_comment_is_created_once_then_updated(
     assert posted["pr"] == 7
     assert posted["edits"] == 1
     assert "## report second" in str(posted["body"])
-    if backend == "gh":
-        assert str(posted["body"]).startswith(f"<!-- {DEFAULT_WATERMARK} -->")
-    else:
+    # Both write CML's watermark at the end (iterative/cml src/watermark.js).
+    assert str(posted["body"]).endswith(
+        f'![](https://cml.dev/watermark.png#{"0" * 40} "CML watermark {DEFAULT_WATERMARK}")'
+    )
+    if backend == "cml":
         assert posted["publish"] == "false"
+
+
+@pytest.mark.parametrize(("first", "then"), [("cml", "gh"), ("gh", "cml")])
+def test_switching_backends_updates_the_same_comment(
+    github: dict[str, str], tmp_path: Path, first: str, then: str
+) -> None:
+    report = tmp_path / "report.md"
+    for backend, sha in ((first, "a" * 40), (then, "b" * 40)):
+        report.write_text(f"## report by {backend}\n", encoding="utf-8")
+        result = comment({**github, "GITHUB_SHA": sha}, "--backend", backend, "pr", str(report))
+        assert result.returncode == 0, result.stderr
+    (posted,) = state(github)["comments"]
+    assert (posted["tool"], posted["edits"]) == (then, 1)
+    assert f"## report by {then}" in str(posted["body"])
+    assert f"watermark.png#{'b' * 40}" in str(posted["body"])
+
+
+def test_a_failing_cml_falls_back_to_gh(github: dict[str, str], tmp_path: Path) -> None:
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    (broken / "cml").write_text("#!/bin/sh\necho 'cml: broken' >&2\nexit 1\n", encoding="utf-8")
+    (broken / "cml").chmod(0o755)
+    env = {**github, "PATH": f"{broken}{os.pathsep}{github['PATH']}"}
+    report = tmp_path / "report.md"
+    report.write_text("## report\n", encoding="utf-8")
+    result = comment(env, "pr", str(report))
+    assert result.returncode == 0, result.stderr
+    assert "cml failed" in result.stderr and "posting with gh" in result.stderr
+    (posted,) = state(github)["comments"]
+    assert posted["tool"] == "gh"
 
 
 def test_a_comment_without_a_pr_number_fails_with_the_reason(

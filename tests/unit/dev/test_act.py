@@ -67,11 +67,12 @@ def test_only_known_rules_can_be_relaxed(tmp_path: Path) -> None:
 
 
 def test_paths_and_branches_filters_decide_which_workflows_start() -> None:
-    assert triggered_workflows(PROJECT_ROOT, "pull_request", ["README.md"], "main") == ["ci.yml"]
-    assert triggered_workflows(PROJECT_ROOT, "pull_request", ["params.yaml"], "main") == [
-        "ci.yml",
-        "train.yml",
-    ]
+    # train.yml has no paths filter (a required check): every PR starts it.
+    for changed in (["README.md"], ["params.yaml"]):
+        assert triggered_workflows(PROJECT_ROOT, "pull_request", changed, "main") == [
+            "ci.yml",
+            "train.yml",
+        ]
     assert "deploy.yml" in triggered_workflows(
         PROJECT_ROOT, "push", ["bentos/deployments/k8s/production/a.yaml"], "main"
     )
@@ -118,6 +119,20 @@ def test_runner_labels_follow_the_variable_or_its_default() -> None:
     train = PROJECT_ROOT / ".github" / "workflows" / "train.yml"
     assert self_hosted_jobs(train, {}) == {"train"}
     assert self_hosted_jobs(train, {"TRAIN_RUNNER": '["ubuntu-latest"]'}) == set()
+
+
+def test_a_forks_pull_request_goes_to_the_hosted_labels() -> None:
+    train = PROJECT_ROOT / ".github" / "workflows" / "train.yml"
+    assert self_hosted_jobs(train, {}, fork=False) == {"train"}
+    assert self_hosted_jobs(train, {}, fork=True) == set()
+    # Even when the team moved training elsewhere, a fork stays on hosted runners.
+    moved = {"TRAIN_RUNNER": '["self-hosted", "big"]'}
+    assert self_hosted_jobs(train, moved, fork=True) == set()
+
+
+def test_an_expression_the_harness_does_not_know_is_an_error() -> None:
+    with pytest.raises(ActError, match="unsupported"):
+        runner_labels("${{ github.event.inputs.runner }}", {})
 
 
 def test_a_cache_key_as_each_machine_computes_it() -> None:
