@@ -22,7 +22,10 @@ from scripts.ci.changes import model_changes
 def changed_files(base: str) -> list[str]:
     """Files HEAD changes since its merge base with ``base`` (the PR's diff)."""
     result = subprocess.run(
-        ["git", "diff", "--name-only", f"{base}...HEAD"], capture_output=True, text=True, check=False
+        ["git", "diff", "--name-only", f"{base}...HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise OSError(f"git diff {base}...HEAD failed: {result.stderr.strip()}")

@@ -986,8 +986,10 @@ class Sandbox:
     def record_statuses(self, run: ActRun, sha: str) -> None:
         """Each job's result as the commit status GitHub shows on ``sha`` (a PR's head).
 
-        A job expected but not run stays ``pending``, as a required check that never
-        reports does on GitHub.
+        A job act chose not to run in a run that completed (its ``if:`` was false: act
+        reports nothing for it) is ``skipped``, which GitHub counts as passing for a
+        required check. One expected but not run in a failed run stays ``pending``, as a
+        required check that never reports does on GitHub.
         """
         path = self.record / "statuses.json"
         statuses: dict[str, dict[str, str]] = (
@@ -995,7 +997,8 @@ class Sandbox:
         )
         checks = statuses.setdefault(sha, {})
         for job in dict.fromkeys([*run.expected, *run.jobs]):
-            checks[f"{Path(run.workflow).stem} / {job}"] = run.jobs.get(job, "pending")
+            not_run = "skipped" if run.returncode == 0 else "pending"
+            checks[f"{Path(run.workflow).stem} / {job}"] = run.jobs.get(job, not_run)
         path.write_text(json.dumps(statuses, indent=2), encoding="utf-8")
 
     def statuses(self, sha: str) -> dict[str, str]:
@@ -1026,7 +1029,9 @@ def install_push_hook(origin: Path) -> None:
     hook.chmod(0o755)
 
 
-def create_sandbox(root: Path, source: Path = PROJECT_ROOT, s3: S3Endpoint | None = None) -> Sandbox:
+def create_sandbox(
+    root: Path, source: Path = PROJECT_ROOT, s3: S3Endpoint | None = None
+) -> Sandbox:
     """Copy ``source`` into ``root/work`` on ``main``, with a bare origin and a DVC remote.
 
     The remote is shared storage outside the checkout, as a team's is: a bucket of the S3
@@ -1038,7 +1043,11 @@ def create_sandbox(root: Path, source: Path = PROJECT_ROOT, s3: S3Endpoint | Non
     if s3 is not None:
         s3.configure_dvc(sandbox.work, prefix=f"dvc-{root.name}")
         sandbox.secrets.update(
-            {key: value for key, value in s3.env().items() if key.startswith("AWS_") and "KEY" in key}
+            {
+                key: value
+                for key, value in s3.env().items()
+                if key.startswith("AWS_") and "KEY" in key
+            }
         )
         sandbox.storage_env.update(s3.env())
         message = f"sandbox: DVC remote in bucket {s3.bucket} of {s3.url}"

@@ -12,6 +12,7 @@ the variables to point DVC and s3fs at it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,7 +21,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def create_bucket(url: str, bucket: str) -> None:
             raise S3ServerError(f"creating bucket {bucket}: HTTP {response.status}")
 
 
-@contextmanager
+@contextlib.contextmanager
 def s3_server(bucket: str = "gitops-ml", port: int | None = None) -> Iterator[S3Endpoint]:
     """Start moto's server on 127.0.0.1 with one bucket; stop it (and its children) after.
 
@@ -133,10 +133,8 @@ def s3_server(bucket: str = "gitops-ml", port: int | None = None) -> Iterator[S3
         create_bucket(url, bucket)
         yield S3Endpoint(url, bucket)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -96,8 +96,11 @@ def watermark(label: str, sha: str | None) -> str:
 
 
 def cml(argv: list[str], state: dict[str, Any]) -> None:
-    """``cml comment create|update``: CML appends its watermark; update edits the latest
-    comment of the PR that carries it (whoever wrote it), as CML does."""
+    """``cml comment create|update``, with CML's watermark.
+
+    CML appends its watermark; ``update`` edits the latest comment of the PR that carries
+    it (whoever wrote it), as CML does.
+    """
     require_write()
     if argv[:1] != ["comment"] or argv[1:2] not in (["create"], ["update"]):
         fail(f"cml {' '.join(argv[:2])} is not implemented by the stand-in")

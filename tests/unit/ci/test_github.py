@@ -92,7 +92,8 @@ def test_a_failing_cml_falls_back_to_gh(github: dict[str, str], tmp_path: Path) 
     report.write_text("## report\n", encoding="utf-8")
     result = comment(env, "pr", str(report))
     assert result.returncode == 0, result.stderr
-    assert "cml failed" in result.stderr and "posting with gh" in result.stderr
+    assert "cml failed" in result.stderr
+    assert "posting with gh" in result.stderr
     (posted,) = state(github)["comments"]
     assert posted["tool"] == "gh"
 

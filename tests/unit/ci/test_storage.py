@@ -29,7 +29,8 @@ def test_a_remote_inside_the_checkout_is_refused(
     if problem is None:
         assert found is None
     else:
-        assert found is not None and problem in found
+        assert found is not None
+        assert problem in found
         assert "dvc remote add -d shared s3://" in found
 
 
@@ -41,7 +42,9 @@ def init_dvc(path: Path, *remote: str) -> None:
     subprocess.run(["git", "init", "-q", str(path)], check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=path, check=True)
     if remote:
-        subprocess.run([sys.executable, "-m", "dvc", "remote", "add", "-d", *remote], cwd=path, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "remote", "add", "-d", *remote], cwd=path, check=True
+        )
 
 
 def test_the_template_default_fails_on_github_and_is_a_note_elsewhere(
