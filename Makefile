@@ -283,6 +283,10 @@ bench-pipeline: install ## Benchmark the pipeline: full run, no-op repro vs dvc 
 bench-workflows: install ## Benchmark scenario (a): train.yml under act vs its commands run directly
 	python -m scripts.dev.bench_workflows
 
+.PHONY: bench-restore
+bench-restore: install s3-server-env ## A fresh clone restored from the S3 remote vs a full retrain
+	python -m scripts.dev.bench_restore
+
 .PHONY: bench-gates
 bench-gates: install ## False-failure rate and power of the paired regression gate (docs/gates.md)
 	python -m scripts.dev.gate_simulation

@@ -16,6 +16,8 @@ command                logic it calls
 ``scripts.gates``      :mod:`scripts.ci.gates`
 ``scripts.report``     :mod:`scripts.ci.pr_report`
 ``scripts.comment``, ``scripts.gitops``      :mod:`scripts.ci.github`
+``scripts.changes``    :mod:`scripts.ci.changes` (does a PR change the model?)
+``scripts.storage``    :mod:`scripts.ci.storage` (is the DVC remote shared storage?)
 =====================  =================================================================
 
 Packages:
@@ -28,6 +30,7 @@ Packages:
 The import rule (``tests/unit/test_import_rule.py`` enforces it): commands import ``cd``
 and ``ci``, never each other; ``cd`` and ``ci`` never import a command or ``dev`` (``ci``
 reads ``cd``'s state schema to find the serving champion); ``pipeline`` imports no other
-product package; no product package imports ``tests``; ``scripts/ci/github.py`` and
-``scripts/comment.py`` use the standard library only.
+product package; no product package imports ``tests``; what runs before any install
+(``scripts/ci/github.py``, ``scripts/comment.py``, ``scripts/gitops.py``,
+``scripts/changes.py``, ``scripts/ci/changes.py``) uses the standard library only.
 """
