@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -115,33 +116,36 @@ def s3_server(bucket: str = "gitops-ml", port: int | None = None) -> Iterator[S3
     """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(server_executable()), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(url):
-            if process.poll() is not None:
-                error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                raise S3ServerError(f"moto_server exited {process.returncode}: {error[-500:]}")
-            if time.monotonic() > deadline:
-                raise S3ServerError(f"moto_server did not answer on {url} in {START_TIMEOUT_S}s")
-            time.sleep(0.1)
-        create_bucket(url, bucket)
-        yield S3Endpoint(url, bucket)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+    # The server logs every request: to a file, never to a pipe nobody reads (a full pipe
+    # blocks its logging, and with it every request).
+    with tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log") as log:
+        process = subprocess.Popen(
+            [str(server_executable()), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not _answers(url):
+                if process.poll() is not None:
+                    tail = Path(log.name).read_text(errors="replace")[-500:]
+                    raise S3ServerError(f"moto_server exited {process.returncode}: {tail}")
+                if time.monotonic() > deadline:
+                    raise S3ServerError(
+                        f"moto_server did not answer on {url} in {START_TIMEOUT_S}s"
+                    )
+                time.sleep(0.1)
+            create_bucket(url, bucket)
+            yield S3Endpoint(url, bucket)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
