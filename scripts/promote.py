@@ -48,16 +48,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if state.challenger is None or state.champion is None:
         print(f"promote: no experiment in {path}: nothing to decide")
         return ExitCode.OK
-    # The local driver records where its Prometheus listens and when the experiment began.
+    # When the experiment began is in the state file (git); where Prometheus listens is
+    # PROMETHEUS_URL, or the local driver's record on this machine.
     local = load_running(settings.run_dir(args.env))
     base_url = (args.prometheus_url or (local.prometheus_url if local else "")).rstrip("/")
-    since = args.since or (local.experiment_started if local else None)
+    started = state.experiment.started_at
+    since = args.since or (started.timestamp() if started else None)
+    if since is None and local is not None:
+        since = local.experiment_started  # a state written before started_at existed
     now = time.time()
     try:
         if not base_url or since is None:
             raise PrometheusError(
-                "no Prometheus URL or experiment start: pass --prometheus-url/--since or "
-                "deploy with the local driver"
+                "no Prometheus URL or experiment start: set PROMETHEUS_URL (or deploy with "
+                f"the local driver here) and experiment.started_at in {path}"
             )
         measured = figures(base_url, since, now)
     except PrometheusError as error:

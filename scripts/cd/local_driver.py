@@ -142,9 +142,30 @@ def check_bentos(settings: DriverSettings, state: DeploymentState) -> None:
             )
 
 
+def check_environment_outlives_the_job() -> None:
+    """On a runner, services must not run from the job's checkout.
+
+    The next job's checkout empties the work tree (``git clean -ffdx``), so a venv inside it
+    would vanish under the running services and supervisord could not restart them.
+
+    Raises:
+        DeployError: Naming the venv and the setting to use.
+    """
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if os.environ.get("GITHUB_ACTIONS") != "true" or not workspace:
+        return
+    if Path(sys.prefix).resolve().is_relative_to(Path(workspace).resolve()):
+        raise DeployError(
+            f"the services would run from {sys.prefix}, inside the job's checkout, which the "
+            "next job deletes: give the deploy runner a venv outside it "
+            "(VENV=/opt/gitops-ml/venv in the runner's environment, README 'Runners')"
+        )
+
+
 def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     """Reconcile the local processes to ``state`` (see the module docstring)."""
     env = state.environment
+    check_environment_outlives_the_job()
     if state.champion is None:
         raise DeployError(f"{env}: the state has no variants yet (release a Bento first)")
     require_tools()
@@ -210,6 +231,8 @@ def experiment_start(previous: Running | None, state: DeploymentState) -> float 
     challenger = state.challenger
     if challenger is None:
         return None
+    if state.experiment.started_at is not None:
+        return state.experiment.started_at.timestamp()
     if previous and previous.experiment_started:
         process = previous.variants.get("challenger")
         if process is not None and process.bento == challenger.bento:

@@ -10,16 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from scripts.cd import kubernetes, local_driver
-from scripts.cd.bento_store import bento_tag, import_bento
+from scripts.cd.bento_store import DIGEST_LABEL, archive_labels, bento_tag, import_bento
 from scripts.cd.runtime import DriverSettings
 from scripts.cd.state import DeploymentState, load_state, released, save_state, state_path
 
 
-def record(state: DeploymentState, tag: str, state_dir: Path) -> DeploymentState:
-    """Write what a release of ``tag`` does to the environment's state file."""
+def record(
+    state: DeploymentState, tag: str, state_dir: Path, digest: str | None = None
+) -> DeploymentState:
+    """Write what a release of ``tag`` (serving content ``digest``) does to the state file."""
     path = state_path(state.environment, state_dir)
-    updated = released(state, tag)
-    if updated != state:
+    updated = released(state, tag, digest=digest)
+    if updated == state:
+        print(f"deploy: {path}: {tag} changes nothing here (already served)")
+    else:
         save_state(updated, path)
         variants = ", ".join(f"{v.name}={v.bento} ({v.weight}%)" for v in updated.variants)
         print(f"deploy: {path}: {variants}")
@@ -41,4 +45,5 @@ def release(settings: DriverSettings, env: str, archive: Path, state_dir: Path) 
         tag = import_bento(local_driver.store(settings, env), archive)
     else:
         tag = bento_tag(archive)
-    reconcile(settings, record(state, tag, state_dir), state_dir)
+    digest = archive_labels(archive).get(DIGEST_LABEL)
+    reconcile(settings, record(state, tag, state_dir, digest), state_dir)

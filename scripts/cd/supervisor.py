@@ -113,8 +113,10 @@ class Supervisor:
 
     @property
     def socket(self) -> Path:
-        """Its control socket: in a private folder of the temporary directory, named after
-        the run directory (a Unix socket path is limited to 107 bytes)."""
+        """Its control socket, in a private folder of the temporary directory.
+
+        Named after the run directory: a Unix socket path is limited to 107 bytes.
+        """
         folder = Path(tempfile.gettempdir()) / f"gitops-ml-{os.getuid()}"
         folder.mkdir(mode=0o700, exist_ok=True)
         digest = hashlib.sha256(str(self.directory.resolve()).encode()).hexdigest()[:16]

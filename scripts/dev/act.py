@@ -80,6 +80,7 @@ RUNNER_LABELS = (
     "linux",
     "x64",
     "gpu",
+    "deploy",
 )
 USES = re.compile(r"uses:\s*([\w.-]+/[\w.-]+)(?:/[\w./-]+)?@([0-9a-f]{40})")
 EVENT_TRIGGERS = {"pull_request", "push", "schedule", "workflow_dispatch"}
@@ -204,7 +205,9 @@ def environment_groups(root: Path) -> dict[str, set[str]]:
     """Per deployment environment, the concurrency groups of the jobs that target it.
 
     Jobs in different groups run at the same time (GitHub docs, "Using concurrency"); a job
-    without a group is its own (``(none) workflow/job``). Expressions are kept as written.
+    without a group is its own (``(none) workflow/job``). In a matrix job, ``${{ matrix.K }}``
+    in the group takes the value that targets each environment; other expressions are
+    kept as written.
     """
     groups: dict[str, set[str]] = {}
     for path in sorted(root.glob(".github/workflows/*.yml")):
@@ -213,10 +216,14 @@ def environment_groups(root: Path) -> dict[str, set[str]]:
         for name, job in workflow["jobs"].items():
             concurrency = job.get("concurrency", default)
             group = concurrency.get("group") if isinstance(concurrency, dict) else concurrency
+            matrix = (job.get("strategy") or {}).get("matrix") or {}
             for environment in job_environments(job):
-                groups.setdefault(environment, set()).add(
-                    str(group) if group else f"(none) {path.name}/{name}"
-                )
+                text = str(group) if group else f"(none) {path.name}/{name}"
+                for key, values in matrix.items():
+                    if isinstance(values, list) and environment in map(str, values):
+                        pattern = r"\$\{\{\s*matrix\." + re.escape(str(key)) + r"\s*\}\}"
+                        text = re.sub(pattern, environment, text)
+                groups.setdefault(environment, set()).add(text)
     return groups
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -238,6 +239,16 @@ def test_promote_cli_writes_the_state_and_exits_2_without_prometheus(
     text = (state_dir / "production.yaml").read_text(encoding="utf-8")
     assert "credit_risk:bad" not in text
     assert "bento: credit_risk:good\n  weight: 100" in text
+    # Another machine: no local driver record, Prometheus given only by URL, the
+    # experiment's start read from the state file in git.
+    started = dt.datetime.fromtimestamp(running.experiment_started or 0, dt.UTC)
+    experiment = state.experiment.model_copy(update={"started_at": started})
+    save_state(state.model_copy(update={"experiment": experiment}), state_dir / "production.yaml")
+    by_url = [*args, "--prometheus-url", running.prometheus_url, "--write"]
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setenv("GITOPS_ML_RUN_DIR", str(tmp_path / "another-machine"))
+        assert promote.main(by_url) == 0
+    assert "bento: credit_risk:good\n  weight: 100" in (state_dir / "production.yaml").read_text()
     save_state(state, state_dir / "production.yaml")
     unreachable = f"http://127.0.0.1:{free_port()}"
     assert promote.main([*args, "--prometheus-url", unreachable]) == ExitCode.NOT_EVALUATED
