@@ -218,7 +218,9 @@ def build_spec(
                 params.evaluate.groups,
             )
         ],
-        "parity": {"max_abs_diff": parity.max_abs_diff, "rows": parity.rows},
+        # Two significant digits: what the card shows, and stable across machines' float
+        # libraries (the check itself used the exact value).
+        "parity": {"max_abs_diff": float(f"{parity.max_abs_diff:.1e}"), "rows": parity.rows},
         "training_rows": len(train),
         "training_data_md5": training_data_md5,
         "onnx_md5": onnx_md5,
@@ -300,7 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         onnx_model = export_onnx(model, schema)
         onnx_bytes = onnx_model.SerializeToString()
         native = model.predict_proba(test[list(model.feature_names_in_)])[:, 1]
-        onnx_probability = OnnxClassifier(onnx_bytes).predict_proba(feeds_from_frame(test, schema))
+        # One thread: a multi-threaded tree ensemble may sum in another order from run to
+        # run, and the parity figure lands in serving.json, which must be byte-stable.
+        onnx_probability = OnnxClassifier(onnx_bytes, threads=1).predict_proba(
+            feeds_from_frame(test, schema)
+        )
         parity = check_parity(onnx_probability, native, params.export.parity_tolerance)
     except (ParamsError, ValueError) as error:
         print(f"export: {error}", file=sys.stderr)
