@@ -22,8 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from scripts.cd import nginx, prometheus
-from scripts.cd.bento_store import bentoml_command, known_bentos
+from scripts.cd import archive, nginx, prometheus
+from scripts.cd.bento_store import bentoml_command, import_bento, known_bentos
 from scripts.cd.checks import wait_ready
 from scripts.cd.errors import DeployError, SmokeError
 from scripts.cd.processes import free_port
@@ -134,12 +134,19 @@ def check_bentos(settings: DriverSettings, state: DeploymentState) -> None:
     env = state.environment
     known = known_bentos(store(settings, env))
     for index, variant in enumerate(state.variants):
-        if variant.bento not in known:
+        if variant.bento in known:
+            continue
+        # A fresh runner, or a rollback to an old champion: the shared storage has it.
+        try:
+            fetched = archive.fetch(variant.bento)
+        except DeployError as error:
             raise DeployError(
                 f"{env} state: variants.{index}.bento: {variant.bento} is not in the "
-                f"{env} BentoML store ({store(settings, env)}); release its archive with "
-                f"--bento-file (known: {sorted(known) or 'none'})"
-            )
+                f"{env} BentoML store ({store(settings, env)}) — {error}; release its "
+                f"archive with --bento-file (known: {sorted(known) or 'none'})"
+            ) from None
+        import_bento(store(settings, env), fetched)
+        print(f"deploy: {env}: fetched {variant.bento} from the shared storage")
 
 
 def check_environment_outlives_the_job() -> None:

@@ -7,12 +7,20 @@ makes the running system match it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from scripts.cd import kubernetes, local_driver
 from scripts.cd.bento_store import DIGEST_LABEL, archive_labels, bento_tag, import_bento
 from scripts.cd.runtime import DriverSettings
-from scripts.cd.state import DeploymentState, load_state, released, save_state, state_path
+from scripts.cd.state import (
+    DeploymentState,
+    load_state,
+    released,
+    save_state,
+    serving,
+    state_path,
+)
 
 
 def record(
@@ -47,3 +55,23 @@ def release(settings: DriverSettings, env: str, archive: Path, state_dir: Path) 
         tag = bento_tag(archive)
     digest = archive_labels(archive).get(DIGEST_LABEL)
     reconcile(settings, record(state, tag, state_dir, digest), state_dir)
+
+
+def release_needed(state: DeploymentState, digest: str) -> bool:
+    """Whether content ``digest`` is new to ``state``; says why, and sets ``release=``.
+
+    ``release=true|false`` and ``digest=`` go to ``$GITHUB_OUTPUT`` when in a workflow.
+    """
+    variant = serving(state, digest)
+    if variant is None:
+        print(f"deploy: content {digest} is new to {state.environment}: release")
+    else:
+        print(
+            f"deploy: nothing to release — {state.environment}'s {variant.name} "
+            f"{variant.bento} serves content {digest} (same model, same serving code)"
+        )
+    output = os.environ.get("GITHUB_OUTPUT")
+    if output:
+        with Path(output).open("a", encoding="utf-8") as handle:
+            handle.write(f"release={'true' if variant is None else 'false'}\ndigest={digest}\n")
+    return variant is None

@@ -27,7 +27,6 @@ from scripts.cd.checks import request
 from scripts.cd.processes import free_port
 from scripts.dev.act import (
     MACHINES,
-    ActError,
     ActRun,
     Sandbox,
     cache_keys,
