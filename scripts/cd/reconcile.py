@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scripts.cd import kubernetes, local_driver
 from scripts.cd.bento_store import DIGEST_LABEL, archive_labels, bento_tag, import_bento
+from scripts.cd.errors import DeployError
 from scripts.cd.runtime import DriverSettings
 from scripts.cd.state import (
     DeploymentState,
@@ -38,9 +39,25 @@ def record(
     return updated
 
 
+def render_manifests(state: DeploymentState, state_dir: Path) -> list[Path]:
+    """(Re)write the environment's Kubernetes manifests from ``state``; the files.
+
+    Raises:
+        DeployError: Naming the problems when a manifest is invalid.
+    """
+    directory = state_dir / "k8s" / state.environment
+    paths, problems = kubernetes.render_environment(
+        state, directory, kubernetes.image_repository(), "gitops-ml", "gitops-ml-gateway"
+    )
+    if problems:
+        raise DeployError(f"{state.environment} manifests invalid: " + "; ".join(problems))
+    return paths
+
+
 def reconcile(settings: DriverSettings, state: DeploymentState, state_dir: Path) -> None:
-    """Apply the state with its driver."""
+    """Apply the state with its driver (kubernetes: manifests rendered first, then applied)."""
     if state.driver == "kubernetes":
+        render_manifests(state, state_dir)
         kubernetes.apply(state_dir / "k8s" / state.environment, settings)
     else:
         local_driver.apply(settings, state)

@@ -157,5 +157,7 @@ def test_a_docs_only_commit_then_a_forced_export_leaves_dvc_lock_unchanged(sklea
     copy.run("git", "add", "-A")
     copy.run("git", "commit", "-q", "-m", "docs: a note")
     assert ran(copy.run("dvc", "repro", "--force", "--single-item", "export").stdout) == ["export"]
-    assert {name: copy.md5(name) for name in tracked} == before, copy.run("git", "diff").stdout[-3000:]
+    assert {name: copy.md5(name) for name in tracked} == before, copy.run("git", "diff").stdout[
+        -3000:
+    ]
     assert copy.run("git", "status", "--porcelain").stdout == ""

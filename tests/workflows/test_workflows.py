@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -312,6 +313,39 @@ def test_j_a_docs_only_push_to_main_leaves_production_and_its_experiment_alone(
     assert "deploy: nothing to release" in run.output("build")
     assert deployment(sandbox, "production") == production
     assert (sandbox.work / "bentos/deployments/production.yaml").read_text() == state_before
+
+
+def test_k_a_rollback_deploys_on_a_fresh_runner_from_the_shared_storage(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The hourly job of (g) proposed a rollback to the first champion. A person merges it;
+    # deploy.yml runs on a machine that never held any Bento (a fresh runner root).
+    rollbacks = [p for p in sandbox.github()["pulls"] if "rollback" in p["head"]]
+    assert rollbacks, "scenario (g) proposed no rollback"
+    before = merge_state_pr(sandbox, rollbacks[-1]["head"])
+    fresh = tmp_path / "fresh-runner"
+    ports = {f"GITOPS_ML_{env.upper()}_PORT": str(free_port()) for env in ("staging", "production")}
+    try:
+        run = sandbox.act(
+            "push", "deploy.yml", before=before, env={"GITOPS_ML_RUN_DIR": str(fresh), **ports}
+        )
+        assert run.ok, explain(run)
+        assert "fetched credit_risk:" in run.output("apply")
+        state = yaml.safe_load((sandbox.work / "bentos/deployments/production.yaml").read_text())
+        (champion,) = state["variants"]
+        running = json.loads((fresh / "production" / "running.json").read_text())
+        assert {p["bento"] for p in running["variants"].values()} == {champion["bento"]}
+        url = f"http://127.0.0.1:{running['router_port']}/readyz"
+        assert request(url)[0] == 200
+    finally:
+        for env in ("staging", "production"):
+            subprocess.run(
+                [sys.executable, "-m", "scripts.deploy", "down", "--env", env],
+                cwd=sandbox.work,
+                env=sandbox.env(GITOPS_ML_RUN_DIR=str(fresh)),
+                capture_output=True,
+                check=False,
+            )
 
 
 def test_h_daily_drift_job_opens_a_retraining_pr(sandbox: Sandbox, tmp_path: Path) -> None:
