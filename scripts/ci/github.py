@@ -209,7 +209,7 @@ def open_pr_url(repo: str, head: str) -> str | None:
 
 
 def open_pr_from_prefix(repo: str, prefix: str) -> str | None:
-    """The URL of an open PR whose head branch starts with ``prefix`` (e.g. ``retrain/``)."""
+    """The URL of an open PR whose head branch starts with ``prefix`` (e.g. ``gitops/``)."""
     listed = _run(
         ["gh", "pr", "list", "--repo", repo, "--state", "open", "--json", "url,headRefName"]
     )

@@ -960,11 +960,22 @@ class Sandbox:
         edit_yaml(self.work / "params.yaml", overrides)
 
     def merge(self, ref: str, message: str) -> str:
-        """Merge ``ref`` into main and push it; the commit main was at before."""
+        """Merge ``ref`` into main and push it; the commit main was at before.
+
+        A pull request open from that branch is merged with it, as on GitHub.
+        """
         self.git("checkout", "-q", "main")
         before = self.head()
         self.git("merge", "-q", "--no-ff", "-m", message, ref)
         self.push("main")
+        branch = ref.removeprefix("origin/")
+        self.pull_requests.pop(branch, None)
+        state = self.github()
+        for pull in state["pulls"]:
+            if pull["head"] == branch and pull.get("state") == "open":
+                pull["state"] = "merged"
+        if state["pulls"]:
+            (self.record / "github.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
         return before
 
     def baseline(self) -> str:
