@@ -292,9 +292,15 @@ def test_g_ab_experiment_then_hourly_decision_rolls_back_a_worse_challenger(
     (pull,) = [p for p in sandbox.github()["pulls"] if p["head"] == branch]
     assert pull["body"].startswith("## A/B decision: ROLLBACK")
     state = yaml.safe_load(origin_file(sandbox, branch, "bentos/deployments/production.yaml"))
-    assert state["variants"] == [
-        {"name": "champion", "bento": f"credit_risk:{first}", "weight": 100}
+    assert [(v["name"], v["bento"], v["weight"]) for v in state["variants"]] == [
+        ("champion", f"credit_risk:{first}", 100)
     ]
+    assert "started_at" not in state["experiment"]  # the experiment is over
+    # The rollback PR carries the re-rendered manifests (what Argo CD / Flux apply).
+    route = origin_file(
+        sandbox, branch, "bentos/deployments/k8s/production/httproute-credit-risk-production.yaml"
+    )
+    assert "challenger" not in route
 
 
 def test_j_a_docs_only_push_to_main_leaves_production_and_its_experiment_alone(
