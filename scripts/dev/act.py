@@ -775,25 +775,25 @@ class Sandbox:
         for key, value in ({} if fork else self.secrets).items():
             command += ["--secret", f"{key}={value}"]
         machines = machine_roots(path, variables, self.root / "machines", stamp, fork)
-        job_env = self.env(
+        harness = {
             # The machine wrapper first: every step's bash takes its job's machine.
-            PATH=os.pathsep.join(
+            "PATH": os.pathsep.join(
                 [str(STANDINS / "machine"), str(STANDINS / "bin"), self.env()["PATH"]]
             ),
             **machine_env(machines),
-            VENV=sys.prefix,
-            GITOPS_ML_RECORD=str(self.record),
-            GITOPS_ML_ARTIFACTS=str(artifacts),
-            GITOPS_ML_STANDINS=str(STANDINS / "bin"),
-            GITOPS_ML_RUN_DIR=str(self.run_dir),
-            GITOPS_ML_WORKFLOW_TOKEN=WORKFLOW_TOKEN,
-            GITOPS_ML_READ_ONLY_TOKEN=READ_ONLY_TOKEN,
-            GITOPS_ML_ORIGIN=str(self.root / "origin.git"),
-            GITOPS_ML_CACHE_STORE=str(self.root / "cache-store"),
-            GITOPS_ML_RELAXED=",".join(sorted(self.relaxed)),
-            **self.job_env,
-            **(env or {}),
-        )
+            "VENV": sys.prefix,
+            "GITOPS_ML_RECORD": str(self.record),
+            "GITOPS_ML_ARTIFACTS": str(artifacts),
+            "GITOPS_ML_STANDINS": str(STANDINS / "bin"),
+            "GITOPS_ML_RUN_DIR": str(self.run_dir),
+            "GITOPS_ML_WORKFLOW_TOKEN": WORKFLOW_TOKEN,
+            "GITOPS_ML_READ_ONLY_TOKEN": READ_ONLY_TOKEN,
+            "GITOPS_ML_ORIGIN": str(self.root / "origin.git"),
+            "GITOPS_ML_CACHE_STORE": str(self.root / "cache-store"),
+            "GITOPS_ML_RELAXED": ",".join(sorted(self.relaxed)),
+        }
+        # A scenario's own settings win (e.g. another machine's run directory and ports).
+        job_env = self.env(**{**harness, **self.job_env, **(env or {})})
         self.record.mkdir(exist_ok=True)
         (self.record / "settings.json").write_text(json.dumps(self.settings), encoding="utf-8")
         started = time.monotonic()
