@@ -1102,6 +1102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="turn one of GitHub's rules off (default: every rule on, as on GitHub)",
     )
     parser.add_argument(
+        "--no-app",
+        action="store_true",
+        help="no GitHub App configured (GITOPS_APP_ID/GITOPS_APP_KEY): GITHUB_TOKEN only",
+    )
+    parser.add_argument(
         "--allow-actions-prs",
         action="store_true",
         help="the repository setting 'Allow GitHub Actions to create pull requests' (off)",
@@ -1119,6 +1124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rule in args.relax:
             sandbox.relax(rule, "--relax on the command line")
         sandbox.settings["actions_can_create_pull_requests"] = args.allow_actions_prs
+        if not args.no_app:  # configured as README's adoption section says
+            sandbox.variables["GITOPS_APP_ID"] = "424242"
+            sandbox.secrets["GITOPS_APP_KEY"] = "(act sandbox: a stand-in key)"
         before = sandbox.baseline()
         if args.event == "pull_request":
             sandbox.git("checkout", "-q", "-b", "act/pull-request")
