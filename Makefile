@@ -32,13 +32,15 @@ export MPLBACKEND := Agg
 
 # A venv restored from a cache saved on another machine can have broken interpreter links
 # (hosted and self-hosted runners keep Python in different places): `make install` checks
-# that the venv's python runs, is that venv, and finds the core packages, and rebuilds it
-# when not.
+# that the venv's python runs, is that venv, and finds the core third-party packages, and
+# rebuilds it when not — only a venv inside this checkout (the one a cache restores); one
+# given from outside (VENV=/opt/..., the act harness's) is never deleted, only reported.
 VENV_CHECK := import importlib.util as u, os, sys; \
   ok = os.path.realpath(sys.prefix) == os.path.realpath("$(abspath $(VENV))") \
-  and all(u.find_spec(m) for m in ("yaml", "dvc", "sklearn", "pipeline")); sys.exit(0 if ok else 1)
+  and all(u.find_spec(m) for m in ("yaml", "dvc", "sklearn")); sys.exit(0 if ok else 1)
 VENV_BROKEN := $(shell test -e $(abspath $(VENV))/pyvenv.cfg && \
   { cd / && $(BIN)/python -c '$(VENV_CHECK)' >/dev/null 2>&1 || echo yes; })
+VENV_OURS := $(filter $(CURDIR)/%,$(abspath $(VENV)))
 
 ifeq ($(VENV_BROKEN),yes)
 $(STAMP): venv-rebuild
@@ -46,6 +48,8 @@ endif
 
 .PHONY: venv-rebuild
 venv-rebuild:
+	@if [ -z "$(VENV_OURS)" ]; then \
+	  echo "install: $(VENV) does not work on this machine, and it is not this checkout's: fix or remove it" >&2; exit 2; fi
 	@echo "install: $(VENV) does not work on this machine (interpreter or packages missing): rebuilding it"
 	rm -rf $(abspath $(VENV))
 
