@@ -159,6 +159,18 @@ BENTO_FILE ?= $(firstword $(wildcard dist/*.bento))
 deploy: install ## Release BENTO_FILE (default dist/*.bento) to DEPLOY_ENV: state file edited, then applied
 	python -m scripts.deploy release --env "$(DEPLOY_ENV)" --bento-file "$(BENTO_FILE)"
 
+.PHONY: state-pending
+state-pending: ## Fail while an earlier state change (a gitops/* PR) is still open
+	python3 -m scripts.gitops pending --prefix gitops/
+
+.PHONY: push-bento
+push-bento: install ## Keep BENTO_FILE in the shared storage (DVC remote, bentos/<name>/<version>.bento)
+	python -m scripts.deploy push --env production --bento-file "$(BENTO_FILE)"
+
+.PHONY: release-needed
+release-needed: install ## Is this checkout's model or serving code new to production? (release=true|false)
+	python -m scripts.deploy changed --env production
+
 .PHONY: apply
 apply: install ## Reconcile DEPLOY_ENV to bentos/deployments/$(DEPLOY_ENV).yaml
 	python -m scripts.deploy apply --env "$(DEPLOY_ENV)"

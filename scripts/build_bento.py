@@ -22,7 +22,7 @@ from pathlib import Path
 from pipeline.exit_codes import ExitCode
 from pipeline.export import register
 from pipeline.io import read_json
-from scripts.cd.bento_store import build
+from scripts.cd.bento_store import DIGEST_LABEL, build, content_digest
 
 
 def git_short_sha() -> str:
@@ -54,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "git_sha": git_sha,
         "built_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ"),
         "model_tag": model_tag.replace(":", "_"),
+        # What it serves: a later commit with the same digest releases nothing new.
+        DIGEST_LABEL: content_digest(Path("."), args.bentofile),
     }
     tag, archive = build(args.bentofile, args.version or git_sha, labels, args.out_dir)
     print(f"bento {tag} (model {model_tag}) -> {archive}")

@@ -8,6 +8,9 @@ Commands:
 * ``release --bento-file F``: import the Bento archive, update the state file as the
   environment's ``on_release`` says (replace, or add as challenger), then ``apply``;
 * ``record --bento-file F``: only the state-file edit of ``release`` (no deployment);
+* ``push --bento-file F``: keep the archive in the shared storage (:mod:`scripts.cd.archive`);
+* ``changed``: whether this checkout's model and serving code differ from every variant
+  of the environment (``release=true|false`` in ``$GITHUB_OUTPUT``);
 * ``apply``: start and check new variants, shift traffic, stop the old ones;
 * ``status`` (exit 1 when something is down), ``url [--service router|prometheus]``, ``down``.
 
@@ -24,23 +27,29 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.exit_codes import ExitCode
-from scripts.cd import local_driver
-from scripts.cd.bento_store import bento_tag
+from scripts.cd import archive, local_driver
+from scripts.cd.bento_store import DIGEST_LABEL, archive_labels, bento_tag, content_digest
 from scripts.cd.errors import DeliveryError, DeployError
-from scripts.cd.reconcile import reconcile, record, release
+from scripts.cd.reconcile import reconcile, record, release, release_needed
 from scripts.cd.runtime import DriverSettings
 from scripts.cd.state import STATE_DIR, StateError, load_state, state_path
 
 
 def run(args: argparse.Namespace, settings: DriverSettings) -> int:
     """Carry out one parsed command."""
-    if args.command in ("release", "record") and not str(args.bento_file or "").strip():
+    if args.command in ("release", "record", "push") and not str(args.bento_file or "").strip():
         raise DeployError(f"{args.command} needs --bento-file (make bento writes dist/*.bento)")
     if args.command == "release":
         release(settings, args.env, args.bento_file, args.state_dir)
     elif args.command == "record":
         state = load_state(state_path(args.env, args.state_dir))
-        record(state, bento_tag(args.bento_file), args.state_dir)
+        digest = archive_labels(args.bento_file).get(DIGEST_LABEL)
+        record(state, bento_tag(args.bento_file), args.state_dir, digest)
+    elif args.command == "changed":
+        release_needed(load_state(state_path(args.env, args.state_dir)), content_digest())
+    elif args.command == "push":
+        tag = bento_tag(args.bento_file)
+        print(f"deploy: {tag} kept at {archive.push(args.bento_file, tag)}")
     elif args.command == "apply":
         reconcile(settings, load_state(state_path(args.env, args.state_dir)), args.state_dir)
     elif args.command == "down":
@@ -58,7 +67,10 @@ def run(args: argparse.Namespace, settings: DriverSettings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit 1 with the reason on failure."""
     parser = argparse.ArgumentParser(prog="python -m scripts.deploy", description=__doc__)
-    parser.add_argument("command", choices=("release", "record", "apply", "status", "url", "down"))
+    parser.add_argument(
+        "command",
+        choices=("release", "record", "push", "changed", "apply", "status", "url", "down"),
+    )
     parser.add_argument("--env", required=True, help="staging, production, ...")
     parser.add_argument("--bento-file", type=Path, help="the Bento archive (release)")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR)

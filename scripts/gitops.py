@@ -6,9 +6,9 @@ changed files and either opens a pull request from branch ``B`` (the default: re
 protected main) or, with ``--direct`` (``GITOPS_ML_STATE_PUSH=direct``), pushes the commit
 to ``main`` (:func:`scripts.ci.github.propose`). Nothing changed: nothing is committed, exit 0.
 
-``commit --branch B [--report F] PATH...`` commits the changed files to a pull request's
-own branch (train.yml's lock, :func:`scripts.ci.github.commit_to_branch`) and appends what
-it did to the PR report F.
+``commit --branch B [--report F] PATH...`` commits changed files to a PR's own branch
+(train.yml's lock, :func:`scripts.ci.github.commit_to_branch`), noting it in the report F.
+``pending [--prefix gitops/]`` exits 1 while a PR from such a branch is open.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.exit_codes import ExitCode
-from scripts.ci.github import GitHubContext, GitHubError, commit_to_branch, propose
+from scripts.ci.github import (
+    GitHubContext,
+    GitHubError,
+    commit_to_branch,
+    open_pr_from_prefix,
+    propose,
+    repository,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=context.direct_push,
         help="push to main instead of opening a PR (GITOPS_ML_STATE_PUSH=direct)",
     )
+    pending = commands.add_parser("pending", help="exit 1 while a PR from PREFIX* is open")
+    pending.add_argument("--prefix", default="gitops/")
     commit = commands.add_parser("commit", help="commit files to a PR's own branch")
     commit.add_argument("paths", type=Path, nargs="+")
     commit.add_argument("--branch", required=True)
@@ -47,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "commit":
         return commit_files(args.paths, args.branch, args.what, args.report)
+    if args.command == "pending":
+        return refuse_while_pending(context, args.prefix)
     if args.direct:
         context = dataclasses.replace(context, state_push="direct")
     try:
@@ -54,6 +65,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GitHubError, OSError) as error:
         print(f"gitops: {error}", file=sys.stderr)
         return ExitCode.FOUND_PROBLEM
+    return ExitCode.OK
+
+
+def refuse_while_pending(context: GitHubContext, prefix: str) -> int:
+    """Exit 1 while a state change (a PR from ``prefix*``) is pending; 2 when unknown."""
+    try:
+        pending = open_pr_from_prefix(repository(context), prefix)
+    except GitHubError as error:
+        print(f"gitops: cannot tell whether a state change is pending: {error}", file=sys.stderr)
+        return ExitCode.NOT_EVALUATED
+    if pending:
+        print(f"gitops: a state change is pending ({pending}): merge or close it, then re-run")
+        return ExitCode.FOUND_PROBLEM
+    print(f"gitops: no pending state change ({prefix}*)")
     return ExitCode.OK
 
 

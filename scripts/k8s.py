@@ -8,7 +8,6 @@ cluster needed (:mod:`scripts.cd.kubernetes`). Exits 1 listing every problem.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.exit_codes import ExitCode
-from scripts.cd.kubernetes import render_environment, validate_files
+from scripts.cd.kubernetes import image_repository, render_environment, validate_files
 from scripts.cd.state import STATE_DIR, StateError, load_state, state_path
 
 
@@ -29,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     renderer.add_argument("--state-dir", type=Path, default=STATE_DIR)
     renderer.add_argument(
         "--image-repository",
-        default=os.environ.get("IMAGE_REPOSITORY", "ghcr.io/OWNER/REPO").lower(),
+        default=image_repository(),
     )
     renderer.add_argument("--namespace", default="gitops-ml")
     renderer.add_argument("--gateway", default="gitops-ml-gateway")

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.exit_codes import ExitCode
-from scripts.cd.errors import PrometheusError
+from scripts.cd.errors import DeliveryError, PrometheusError
 from scripts.cd.prometheus import figures
 from scripts.cd.promotion import applied, decide_experiment, render_body, report
+from scripts.cd.reconcile import render_manifests
 from scripts.cd.runtime import DriverSettings, load_running
 from scripts.cd.state import STATE_DIR, StateError, load_state, save_state, state_path
 from scripts.ci.github import GitHubContext, GitHubError, propose
@@ -48,16 +49,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if state.challenger is None or state.champion is None:
         print(f"promote: no experiment in {path}: nothing to decide")
         return ExitCode.OK
-    # The local driver records where its Prometheus listens and when the experiment began.
+    # The experiment's start: the state file (git). Prometheus: PROMETHEUS_URL, or local.
     local = load_running(settings.run_dir(args.env))
     base_url = (args.prometheus_url or (local.prometheus_url if local else "")).rstrip("/")
-    since = args.since or (local.experiment_started if local else None)
+    started = state.experiment.started_at
+    since = args.since or (started.timestamp() if started else None)
+    if since is None and local is not None:  # a state written before started_at existed
+        since = local.experiment_started
     now = time.time()
     try:
         if not base_url or since is None:
             raise PrometheusError(
-                "no Prometheus URL or experiment start: pass --prometheus-url/--since or "
-                "deploy with the local driver"
+                "no Prometheus URL or experiment start: set PROMETHEUS_URL (or deploy with "
+                f"the local driver here) and experiment.started_at in {path}"
             )
         measured = figures(base_url, since, now)
     except PrometheusError as error:
@@ -74,18 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
     updated = applied(state, decision)
     save_state(updated, path)
-    print(
-        f"promote: {path} now serves " + ", ".join(f"{v.name}={v.bento}" for v in updated.variants)
-    )
+    serves = ", ".join(f"{v.name}={v.bento}" for v in updated.variants)
+    print(f"promote: {path} now serves {serves}")
     if args.propose:
         body = args.out.with_suffix(".md")
         body.write_text(render_body(outcome), encoding="utf-8")
         challenger = state.challenger.bento
         title = f"{decision.outcome}: {challenger} in {args.env}"
         branch = f"gitops/{args.env}-{decision.outcome}-{challenger.replace(':', '-')}"
-        try:
-            print(f"promote: {propose([path], title, body, branch, GitHubContext.from_env())}")
-        except GitHubError as error:
+        try:  # the re-rendered manifests go with it (Argo CD / Flux apply them)
+            changed = [path, *render_manifests(updated, args.state_dir)]
+            print(f"promote: {propose(changed, title, body, branch, GitHubContext.from_env())}")
+        except (GitHubError, DeliveryError) as error:
             print(f"promote: {error}", file=sys.stderr)
             return ExitCode.FOUND_PROBLEM
     return ExitCode.OK

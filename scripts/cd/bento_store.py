@@ -8,10 +8,12 @@ machines (``bentoml import``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -29,6 +31,47 @@ def bento_tag(archive: Path) -> str:
     if archive.suffix != ".bento" or not sep or not name or not version:
         raise DeployError(f"{archive}: expected <name>-<version>.bento from `make bento`")
     return f"{name}:{version}"
+
+
+DIGEST_LABEL = "content_digest"
+
+
+def content_digest(root: Path = Path("."), bentofile: Path = Path("bentofile.yaml")) -> str:
+    """What a Bento built here would serve, as a short digest: the model and the code.
+
+    sha256 over the bentofile, every file it includes (the service, the shared pipeline
+    code, the serving spec) and the ONNX model. Two commits with the same digest build
+    Bentos that serve identically: a push that changes neither (a README edit) releases
+    nothing.
+
+    Raises:
+        DeployError: When an included file or the model is missing (run ``make repro``).
+    """
+    spec = yaml.safe_load((root / bentofile).read_text(encoding="utf-8"))
+    files = {bentofile, Path("models/model.onnx")}
+    for pattern in spec.get("include", []):
+        matched = sorted(root.glob(pattern))
+        if not matched:
+            raise DeployError(f"{bentofile}: include {pattern!r} matches no file under {root}")
+        files.update(path.relative_to(root) for path in matched if path.is_file())
+    digest = hashlib.sha256()
+    for name in sorted(files, key=str):
+        path = root / name
+        if not path.is_file():
+            raise DeployError(f"{path} not found: run `make repro` (or `dvc pull`) first")
+        digest.update(str(name).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def archive_labels(archive: Path) -> dict[str, str]:
+    """The labels of a Bento archive (its ``bento.yaml``), without importing it."""
+    with tarfile.open(archive) as bundle:
+        member = next((m for m in bundle.getmembers() if m.name.endswith("bento.yaml")), None)
+        handle = bundle.extractfile(member) if member is not None else None
+        if handle is None:
+            raise DeployError(f"{archive}: no bento.yaml inside")
+        manifest = yaml.safe_load(handle.read().decode("utf-8")) or {}
+    return {str(key): str(value) for key, value in (manifest.get("labels") or {}).items()}
 
 
 def bentofile_name(path: Path) -> str:

@@ -21,7 +21,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +199,21 @@ def write(manifests: Iterable[dict[str, Any]], directory: Path) -> list[Path]:
         path.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def image_repository(environ: Mapping[str, str] | None = None) -> str:
+    """Where ``make image`` pushes images, lower-cased as registries want.
+
+    ``IMAGE_REPOSITORY``, else ``ghcr.io/<owner>/<repo>`` of the workflow run
+    (``GITHUB_REPOSITORY``); a placeholder on a laptop.
+    """
+    env = os.environ if environ is None else environ
+    repository = env.get("IMAGE_REPOSITORY") or (
+        f"ghcr.io/{env['GITHUB_REPOSITORY']}"
+        if env.get("GITHUB_REPOSITORY")
+        else "ghcr.io/owner/repo"
+    )
+    return repository.lower()
 
 
 def render_environment(

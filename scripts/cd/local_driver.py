@@ -2,12 +2,13 @@
 
 For each variant, ``bentoml serve`` on a loopback port with ``GITOPS_ML_VARIANT`` set;
 nginx in front (:mod:`scripts.cd.nginx`); Prometheus scraping every variant
-(:mod:`scripts.cd.prometheus`). PIDs, generated configs, logs and the environment's BentoML
-store live under its run directory (:class:`scripts.cd.runtime.DriverSettings`).
+(:mod:`scripts.cd.prometheus`) — all of them programs of the environment's supervisord
+(:mod:`scripts.cd.supervisor`), which outlives the job that deployed them, restarts what
+crashes, and stops a variant's whole process tree. Configs, logs and the environment's
+BentoML store live under its run directory (:class:`scripts.cd.runtime.DriverSettings`).
 
 :func:`apply` is idempotent and ordered — start and health-check new variants, then shift
-traffic (nginx reload), then stop what was replaced or removed; a crashed variant is
-restarted.
+traffic (nginx reload), then stop what was replaced or removed.
 """
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from scripts.cd import nginx, prometheus
-from scripts.cd.bento_store import bentoml_command, known_bentos, store_env
+from scripts.cd import archive, nginx, prometheus
+from scripts.cd.bento_store import bentoml_command, import_bento, known_bentos
 from scripts.cd.checks import wait_ready
 from scripts.cd.errors import DeployError, SmokeError
-from scripts.cd.processes import alive, free_port, spawn, stop
+from scripts.cd.processes import free_port
 from scripts.cd.runtime import DriverSettings, Process, Running, load_running, save_running
 from scripts.cd.state import DeploymentState
+from scripts.cd.supervisor import Program, Supervisor, service_env
 
 TOOLS = {"nginx": "nginx", "prometheus": "prometheus"}  # command -> Debian package
 
@@ -49,8 +52,31 @@ def store(settings: DriverSettings, env: str) -> Path:
     return settings.run_dir(env) / "bentoml"
 
 
+def supervisor(settings: DriverSettings, env: str) -> Supervisor:
+    """The environment's supervisord."""
+    return Supervisor(settings.run_dir(env))
+
+
+def program_name(name: str, port: int) -> str:
+    """A variant's program: one per (variant, port), so a replacement starts beside it."""
+    return f"variant-{name}-{port}"
+
+
+def served_pid(reaper_pid: int, timeout: float = 10.0) -> int:
+    """The ``bentoml serve`` process the variant's reaper runs (its one child)."""
+    from scripts.cd.reaper import children
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = children(reaper_pid)
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    return reaper_pid
+
+
 def start_variant(settings: DriverSettings, env: str, name: str, bento: str) -> Process:
-    """``bentoml serve`` one variant on a free loopback port, detached; wait until ready."""
+    """``bentoml serve`` one variant on a free loopback port, supervised; wait until ready."""
     directory = settings.run_dir(env)
     port = free_port()
     log = directory / "logs" / f"{name}-{bento.replace(':', '-')}.log"
@@ -65,24 +91,38 @@ def start_variant(settings: DriverSettings, env: str, name: str, bento: str) -> 
         (shared / kind).mkdir(parents=True, exist_ok=True)
         if not (home / kind).exists():
             (home / kind).symlink_to(shared / kind)
-    server_env = {
-        **store_env(home),
-        "GITOPS_ML_VARIANT": name,
-        "GITOPS_ML_LOG_DIR": str(directory / "logs" / "predictions" / name),
-    }
-    # Detached: it outlives the caller (a workflow step), like a service would.
-    pid = spawn(
-        [bentoml_command(), "serve", bento, "--host", "127.0.0.1", "--port", str(port)],
-        server_env,
-        log,
+    server_env = service_env(
+        os.environ,
+        {
+            "BENTOML_HOME": str(home),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "GITOPS_ML_VARIANT": name,
+            "GITOPS_ML_LOG_DIR": str(directory / "logs" / "predictions" / name),
+        },
     )
+    supervised = supervisor(settings, env)
+    program = program_name(name, port)
+    reaper = supervised.install_reaper()
+    serve = [bentoml_command(), "serve", bento, "--host", "127.0.0.1", "--port", str(port)]
+    supervised.add(Program(program, [sys.executable, str(reaper), "--", *serve], server_env, log))
     try:
         wait_ready(f"http://127.0.0.1:{port}")
     except SmokeError as error:
-        stop(pid)
+        supervised.remove(program)
         raise DeployError(f"{name} ({bento}) did not become ready: {error} (log: {log})") from error
-    print(f"deploy: {env}/{name} serves {bento} on port {port} (pid {pid})")
+    pid = served_pid(supervised.wait_running(program))
+    print(f"deploy: {env}/{name} serves {bento} on port {port} (pid {pid}, {program})")
     return Process(name=name, bento=bento, port=port, pid=pid)
+
+
+def variant_running(settings: DriverSettings, env: str, process: Process) -> bool:
+    """Whether the variant's program runs (supervisord restarts it after a crash)."""
+    state, _ = (
+        supervisor(settings, env)
+        .states()
+        .get(program_name(process.name, process.port), ("UNKNOWN", None))
+    )
+    return state in {"RUNNING", "STARTING", "BACKOFF"}
 
 
 def check_bentos(settings: DriverSettings, state: DeploymentState) -> None:
@@ -94,17 +134,45 @@ def check_bentos(settings: DriverSettings, state: DeploymentState) -> None:
     env = state.environment
     known = known_bentos(store(settings, env))
     for index, variant in enumerate(state.variants):
-        if variant.bento not in known:
+        if variant.bento in known:
+            continue
+        # A fresh runner, or a rollback to an old champion: the shared storage has it.
+        try:
+            fetched = archive.fetch(variant.bento)
+        except DeployError as error:
             raise DeployError(
                 f"{env} state: variants.{index}.bento: {variant.bento} is not in the "
-                f"{env} BentoML store ({store(settings, env)}); release its archive with "
-                f"--bento-file (known: {sorted(known) or 'none'})"
-            )
+                f"{env} BentoML store ({store(settings, env)}) — {error}; release its "
+                f"archive with --bento-file (known: {sorted(known) or 'none'})"
+            ) from None
+        import_bento(store(settings, env), fetched)
+        print(f"deploy: {env}: fetched {variant.bento} from the shared storage")
+
+
+def check_environment_outlives_the_job() -> None:
+    """On a runner, services must not run from the job's checkout.
+
+    The next job's checkout empties the work tree (``git clean -ffdx``), so a venv inside it
+    would vanish under the running services and supervisord could not restart them.
+
+    Raises:
+        DeployError: Naming the venv and the setting to use.
+    """
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if os.environ.get("GITHUB_ACTIONS") != "true" or not workspace:
+        return
+    if Path(sys.prefix).resolve().is_relative_to(Path(workspace).resolve()):
+        raise DeployError(
+            f"the services would run from {sys.prefix}, inside the job's checkout, which the "
+            "next job deletes: give the deploy runner a venv outside it "
+            "(VENV=/opt/gitops-ml/venv in the runner's environment, README 'Runners')"
+        )
 
 
 def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     """Reconcile the local processes to ``state`` (see the module docstring)."""
     env = state.environment
+    check_environment_outlives_the_job()
     if state.champion is None:
         raise DeployError(f"{env}: the state has no variants yet (release a Bento first)")
     require_tools()
@@ -125,7 +193,7 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     # 1. Start (and health-check) every variant that is new, changed or crashed.
     for variant in state.variants:
         current = old.get(variant.name)
-        if current and current.bento == variant.bento and alive(current.pid):
+        if current and current.bento == variant.bento and variant_running(settings, env, current):
             running.variants[variant.name] = current
             continue
         if current:
@@ -135,14 +203,15 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     running.weights = {variant.name: variant.weight for variant in state.variants}
     # 2. Shift traffic.
     ports = {name: process.port for name, process in running.variants.items()}
+    supervised = supervisor(settings, env)
     running.nginx_pid = nginx.start_or_reload(
-        running.nginx_pid,
+        supervised,
         nginx.render(state, ports, running.router_port, directory / "nginx"),
         directory / "nginx",
     )
     targets = {name: (process.port, process.bento) for name, process in running.variants.items()}
     running.prometheus_pid = prometheus.start_or_reload(
-        running.prometheus_pid,
+        supervised,
         running.prometheus_port,
         prometheus.render(env, targets, settings.scrape_interval),
         directory / "prometheus",
@@ -155,7 +224,7 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     )
     # 3. Stop what no longer serves.
     for process in replaced:
-        stop(process.pid)
+        supervised.remove(program_name(process.name, process.port))
         print(f"deploy: {env}/{process.name} stopped {process.bento} (pid {process.pid})")
     running.experiment_started = experiment_start(previous, state)
     save_running(running, directory)
@@ -169,6 +238,8 @@ def experiment_start(previous: Running | None, state: DeploymentState) -> float 
     challenger = state.challenger
     if challenger is None:
         return None
+    if state.experiment.started_at is not None:
+        return state.experiment.started_at.timestamp()
     if previous and previous.experiment_started:
         process = previous.variants.get("challenger")
         if process is not None and process.bento == challenger.bento:
@@ -189,8 +260,16 @@ def running_or_fail(settings: DriverSettings, env: str) -> Running:
 
 
 def status(settings: DriverSettings, env: str) -> dict[str, Any]:
-    """Health of everything the environment runs."""
+    """Health of everything the environment runs, as its supervisord reports it."""
     running = running_or_fail(settings, env)
+    states = supervisor(settings, env).states()
+
+    def state(program: str, variant: bool = False) -> dict[str, Any]:
+        name, pid = states.get(program, ("UNKNOWN", None))
+        if variant and pid:
+            pid = served_pid(pid, timeout=1.0)  # the server under the variant's reaper
+        return {"state": name, "pid": pid, "alive": name == "RUNNING"}
+
     report: dict[str, Any] = {
         "environment": env,
         "url": running.url,
@@ -200,15 +279,13 @@ def status(settings: DriverSettings, env: str) -> dict[str, Any]:
             name: {
                 **asdict(process),
                 "weight": running.weights.get(name),
-                "alive": alive(process.pid),
+                # Now: supervisord may have restarted the variant since it was deployed.
+                **state(program_name(name, process.port), variant=True),
             }
             for name, process in running.variants.items()
         },
-        "nginx": {"pid": running.nginx_pid, "alive": alive(running.nginx_pid)},
-        "prometheus_process": {
-            "pid": running.prometheus_pid,
-            "alive": alive(running.prometheus_pid),
-        },
+        "nginx": state("nginx"),
+        "prometheus_process": state("prometheus"),
     }
     report["healthy"] = all(item["alive"] for item in report["variants"].values()) and (
         report["nginx"]["alive"] and report["prometheus_process"]["alive"]
@@ -217,14 +294,8 @@ def status(settings: DriverSettings, env: str) -> dict[str, Any]:
 
 
 def down(settings: DriverSettings, env: str) -> None:
-    """Stop everything the environment runs and forget it."""
+    """Stop everything the environment runs (its supervisord too) and forget it."""
     directory = settings.run_dir(env)
-    running = load_running(directory)
-    if running is None:
-        return
-    for process in running.variants.values():
-        stop(process.pid)
-    stop(running.prometheus_pid)
-    nginx.quit_gracefully(running.nginx_pid)
-    (directory / "running.json").unlink()
+    supervisor(settings, env).shutdown()
+    (directory / "running.json").unlink(missing_ok=True)
     print(f"deploy: {env} stopped")

@@ -9,15 +9,13 @@ the running one, so a bad render never takes the router down.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from scripts.cd.errors import DeployError
-from scripts.cd.processes import STOP_TIMEOUT_S, alive
 from scripts.cd.state import DeploymentState
+from scripts.cd.supervisor import Program, Supervisor, service_env
 
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
@@ -81,8 +79,11 @@ def render(state: DeploymentState, ports: Mapping[str, int], listen: int, direct
     return "\n".join(lines) + "\n"
 
 
-def start_or_reload(pid: int | None, config: str, directory: Path) -> int:
-    """Validate the config, then start nginx or reload the one at ``pid`` in place; its PID.
+PROGRAM = "nginx"
+
+
+def start_or_reload(supervised: Supervisor, config: str, directory: Path) -> int:
+    """Validate the config, then start nginx under ``supervised`` or reload it in place; its PID.
 
     Raises:
         DeployError: When nginx rejects the config (the running router is left as it was).
@@ -98,23 +99,13 @@ def start_or_reload(pid: int | None, config: str, directory: Path) -> int:
     if checked.returncode != 0:
         raise DeployError(f"generated nginx config rejected: {checked.stderr.strip()}")
     candidate.replace(path)
-    base[-1] = str(path)
-    if pid is not None and alive(pid):
-        subprocess.run([*base, "-s", "reload"], check=True, capture_output=True)
-        return pid
-    (directory / "nginx.pid").unlink(missing_ok=True)
-    subprocess.run(base, check=True, capture_output=True, start_new_session=True)
-    deadline = time.monotonic() + 10
-    while not (directory / "nginx.pid").is_file() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return int((directory / "nginx.pid").read_text().strip())
-
-
-def quit_gracefully(pid: int | None) -> None:
-    """Ask nginx to finish its requests and exit (SIGQUIT); wait for it."""
-    if pid is None or not alive(pid):
-        return
-    os.kill(pid, signal.SIGQUIT)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    running = supervised.pid(PROGRAM)
+    if running is not None:
+        supervised.signal(PROGRAM, "HUP")  # the master re-reads its config, as -s reload
+        return running
+    command = ["nginx", "-p", str(directory), "-c", str(path), "-g", "daemon off;"]
+    # QUIT: finish the requests in flight, then exit.
+    program = Program(
+        PROGRAM, command, service_env(os.environ), directory / "nginx.log", None, "QUIT"
+    )
+    return supervised.add(program)

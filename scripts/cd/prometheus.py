@@ -19,8 +19,8 @@ from pathlib import Path
 
 from scripts.cd.checks import wait_ready
 from scripts.cd.errors import DeployError, PrometheusError
-from scripts.cd.processes import alive, spawn
 from scripts.cd.promotion import Figures
+from scripts.cd.supervisor import Program, Supervisor, service_env
 
 QUERIES = {
     "requests": 'sum by (variant) (bentoml_service_request_total{endpoint="/predict"})',
@@ -67,29 +67,32 @@ def render(environment: str, targets: Mapping[str, tuple[int, str]], interval: s
     return json.dumps(document, indent=2) + "\n"  # JSON is YAML
 
 
-def start_or_reload(pid: int | None, port: int, config: str, directory: Path) -> int:
-    """Write the config; start Prometheus on ``port`` or ask the one at ``pid`` to reload."""
+def start_or_reload(supervised: Supervisor, port: int, config: str, directory: Path) -> int:
+    """Write the config; start Prometheus under ``supervised`` on ``port``, or reload it."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "prometheus.yml").write_text(config, encoding="utf-8")
     url = f"http://127.0.0.1:{port}"
-    if pid is not None and alive(pid):
+    running = supervised.pid(PROGRAM)
+    if running is not None:
         request = urllib.request.Request(f"{url}/-/reload", method="POST")
         with urllib.request.urlopen(request, timeout=10):
             pass
-        return pid
-    pid = spawn(
-        [
-            "prometheus",
-            f"--config.file={directory / 'prometheus.yml'}",
-            f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-        ],
-        dict(os.environ),
-        directory / "prometheus.log",
+        return running
+    command = [
+        "prometheus",
+        f"--config.file={directory / 'prometheus.yml'}",
+        f"--storage.tsdb.path={directory / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+    ]
+    pid = supervised.add(
+        Program(PROGRAM, command, service_env(os.environ), directory / "prometheus.log")
     )
     wait_ready(url, path="/-/ready")
     return pid
+
+
+PROGRAM = "prometheus"
 
 
 def wait_scraped(url: str, ports: set[int], log: Path, timeout: float = 30.0) -> None:

@@ -7,28 +7,57 @@ makes the running system match it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from scripts.cd import kubernetes, local_driver
-from scripts.cd.bento_store import bento_tag, import_bento
+from scripts.cd.bento_store import DIGEST_LABEL, archive_labels, bento_tag, import_bento
+from scripts.cd.errors import DeployError
 from scripts.cd.runtime import DriverSettings
-from scripts.cd.state import DeploymentState, load_state, released, save_state, state_path
+from scripts.cd.state import (
+    DeploymentState,
+    load_state,
+    released,
+    save_state,
+    serving,
+    state_path,
+)
 
 
-def record(state: DeploymentState, tag: str, state_dir: Path) -> DeploymentState:
-    """Write what a release of ``tag`` does to the environment's state file."""
+def record(
+    state: DeploymentState, tag: str, state_dir: Path, digest: str | None = None
+) -> DeploymentState:
+    """Write what a release of ``tag`` (serving content ``digest``) does to the state file."""
     path = state_path(state.environment, state_dir)
-    updated = released(state, tag)
-    if updated != state:
+    updated = released(state, tag, digest=digest)
+    if updated == state:
+        print(f"deploy: {path}: {tag} changes nothing here (already served)")
+    else:
         save_state(updated, path)
         variants = ", ".join(f"{v.name}={v.bento} ({v.weight}%)" for v in updated.variants)
         print(f"deploy: {path}: {variants}")
     return updated
 
 
+def render_manifests(state: DeploymentState, state_dir: Path) -> list[Path]:
+    """(Re)write the environment's Kubernetes manifests from ``state``; the files.
+
+    Raises:
+        DeployError: Naming the problems when a manifest is invalid.
+    """
+    directory = state_dir / "k8s" / state.environment
+    paths, problems = kubernetes.render_environment(
+        state, directory, kubernetes.image_repository(), "gitops-ml", "gitops-ml-gateway"
+    )
+    if problems:
+        raise DeployError(f"{state.environment} manifests invalid: " + "; ".join(problems))
+    return paths
+
+
 def reconcile(settings: DriverSettings, state: DeploymentState, state_dir: Path) -> None:
-    """Apply the state with its driver."""
+    """Apply the state with its driver (kubernetes: manifests rendered first, then applied)."""
     if state.driver == "kubernetes":
+        render_manifests(state, state_dir)
         kubernetes.apply(state_dir / "k8s" / state.environment, settings)
     else:
         local_driver.apply(settings, state)
@@ -41,4 +70,25 @@ def release(settings: DriverSettings, env: str, archive: Path, state_dir: Path) 
         tag = import_bento(local_driver.store(settings, env), archive)
     else:
         tag = bento_tag(archive)
-    reconcile(settings, record(state, tag, state_dir), state_dir)
+    digest = archive_labels(archive).get(DIGEST_LABEL)
+    reconcile(settings, record(state, tag, state_dir, digest), state_dir)
+
+
+def release_needed(state: DeploymentState, digest: str) -> bool:
+    """Whether content ``digest`` is new to ``state``; says why, and sets ``release=``.
+
+    ``release=true|false`` and ``digest=`` go to ``$GITHUB_OUTPUT`` when in a workflow.
+    """
+    variant = serving(state, digest)
+    if variant is None:
+        print(f"deploy: content {digest} is new to {state.environment}: release")
+    else:
+        print(
+            f"deploy: nothing to release — {state.environment}'s {variant.name} "
+            f"{variant.bento} serves content {digest} (same model, same serving code)"
+        )
+    output = os.environ.get("GITHUB_OUTPUT")
+    if output:
+        with Path(output).open("a", encoding="utf-8") as handle:
+            handle.write(f"release={'true' if variant is None else 'false'}\ndigest={digest}\n")
+    return variant is None

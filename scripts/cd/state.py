@@ -10,6 +10,7 @@ system to it.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -37,6 +38,9 @@ class Variant(_Strict):
     name: Literal["champion", "challenger"]
     bento: Annotated[str, Field(pattern=BENTO_TAG)]
     weight: Annotated[int, Field(ge=0, le=100)]
+    # What the Bento serves (model and code; scripts.cd.bento_store.content_digest): a
+    # release of the same content changes nothing.
+    digest: Annotated[str | None, Field(pattern=r"^[0-9a-f]{16}$")] = None
 
 
 class Guardrails(_Strict):
@@ -59,6 +63,9 @@ class Experiment(_Strict):
     mixture_sd: Annotated[float, Field(gt=0, le=1)] = 0.05
     challenger_weight: Annotated[int, Field(ge=1, le=99)] = 10
     guardrails: Guardrails = Guardrails()
+    # When the running experiment started (UTC), written by the release that started it:
+    # the decision reads it from git, so it needs no machine's local record.
+    started_at: dt.datetime | None = None
 
 
 class Routing(_Strict):
@@ -157,35 +164,53 @@ HEADER = (
 
 def save_state(state: DeploymentState, path: Path) -> None:
     """Write the state file (keys in schema order, defaults included)."""
-    document = state.model_dump(mode="json")
+    document = state.model_dump(mode="json", exclude_none=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HEADER + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
 
-def _with_variants(state: DeploymentState, variants: list[Variant]) -> DeploymentState:
-    return state.model_copy(update={"variants": variants})
+def _with_variants(
+    state: DeploymentState, variants: list[Variant], started_at: dt.datetime | None = None
+) -> DeploymentState:
+    experiment = state.experiment.model_copy(update={"started_at": started_at})
+    return state.model_copy(update={"variants": variants, "experiment": experiment})
 
 
-def released(state: DeploymentState, bento: str) -> DeploymentState:
+def serving(state: DeploymentState, digest: str) -> Variant | None:
+    """The variant already serving content ``digest``, if any."""
+    return next((v for v in state.variants if v.digest == digest), None)
+
+
+def released(
+    state: DeploymentState,
+    bento: str,
+    now: dt.datetime | None = None,
+    digest: str | None = None,
+) -> DeploymentState:
     """The state after a release of ``bento``, following ``on_release``.
 
     ``replace``: the Bento becomes the only variant. ``challenger``: it becomes the
-    challenger at ``experiment.challenger_weight`` (replacing a running challenger) —
-    unless it already is the champion (no change), or nothing is deployed yet (it becomes
-    the champion).
+    challenger at ``experiment.challenger_weight`` (replacing a running challenger; the
+    experiment starts at ``now``) — unless it already is the champion or the challenger
+    (no change: a running experiment goes on), or nothing is deployed yet (it becomes the
+    champion).
     """
-    champion = state.champion
-    if champion is not None and champion.bento == bento:
+    champion, challenger = state.champion, state.challenger
+    if bento in {variant.bento for variant in (champion, challenger) if variant is not None}:
+        return state
+    if digest is not None and serving(state, digest) is not None:
         return state
     if state.on_release == "replace" or champion is None:
-        return _with_variants(state, [Variant(name="champion", bento=bento, weight=100)])
+        new = Variant(name="champion", bento=bento, weight=100, digest=digest)
+        return _with_variants(state, [new])
     weight = state.experiment.challenger_weight
     return _with_variants(
         state,
         [
-            Variant(name="champion", bento=champion.bento, weight=100 - weight),
-            Variant(name="challenger", bento=bento, weight=weight),
+            champion.model_copy(update={"weight": 100 - weight}),
+            Variant(name="challenger", bento=bento, weight=weight, digest=digest),
         ],
+        (now or dt.datetime.now(dt.UTC)).replace(microsecond=0),
     )
 
 
@@ -194,7 +219,9 @@ def promoted(state: DeploymentState) -> DeploymentState:
     challenger = state.challenger
     if challenger is None:
         raise StateError(f"{state.environment}: no challenger to promote")
-    return _with_variants(state, [Variant(name="champion", bento=challenger.bento, weight=100)])
+    return _with_variants(
+        state, [challenger.model_copy(update={"name": "champion", "weight": 100})]
+    )
 
 
 def rolled_back(state: DeploymentState) -> DeploymentState:
@@ -202,4 +229,4 @@ def rolled_back(state: DeploymentState) -> DeploymentState:
     champion = state.champion
     if champion is None or state.challenger is None:
         raise StateError(f"{state.environment}: no experiment to roll back")
-    return _with_variants(state, [Variant(name="champion", bento=champion.bento, weight=100)])
+    return _with_variants(state, [champion.model_copy(update={"weight": 100})])

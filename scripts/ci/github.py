@@ -209,7 +209,7 @@ def open_pr_url(repo: str, head: str) -> str | None:
 
 
 def open_pr_from_prefix(repo: str, prefix: str) -> str | None:
-    """The URL of an open PR whose head branch starts with ``prefix`` (e.g. ``retrain/``)."""
+    """The URL of an open PR whose head branch starts with ``prefix`` (e.g. ``gitops/``)."""
     listed = _run(
         ["gh", "pr", "list", "--repo", repo, "--state", "open", "--json", "url,headRefName"]
     )
@@ -270,18 +270,16 @@ def propose(
     """Commit ``paths``; push them to ``branch`` with a PR, or to ``base`` (direct push).
 
     On GitHub, checkouts keep no credentials (``persist-credentials: false``): with
-    ``GH_TOKEN`` set, ``gh auth setup-git`` lends git the token for this push.
+    ``GH_TOKEN`` set, :func:`scoped_push` lends git the token for this push only.
     """
     if not git("status", "--porcelain", "--", *map(str, paths)):
         return f"no change to commit in {', '.join(map(str, paths))}"
     git("add", "--", *map(str, paths))
     git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "-q", "-m", title)
-    if os.environ.get("GH_TOKEN") and shutil.which("gh"):
-        subprocess.run(["gh", "auth", "setup-git"], check=False, capture_output=True)
     if context.direct_push:
-        git("push", "-q", "origin", f"HEAD:refs/heads/{base}")
+        scoped_push("-q", "origin", f"HEAD:refs/heads/{base}")
         return f"pushed to {base}: {title}"
-    git("push", "-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
+    scoped_push("-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
     return open_pr(repository(context), branch, base, title, body)
 
 

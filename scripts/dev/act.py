@@ -80,6 +80,7 @@ RUNNER_LABELS = (
     "linux",
     "x64",
     "gpu",
+    "deploy",
 )
 USES = re.compile(r"uses:\s*([\w.-]+/[\w.-]+)(?:/[\w./-]+)?@([0-9a-f]{40})")
 EVENT_TRIGGERS = {"pull_request", "push", "schedule", "workflow_dispatch"}
@@ -204,7 +205,9 @@ def environment_groups(root: Path) -> dict[str, set[str]]:
     """Per deployment environment, the concurrency groups of the jobs that target it.
 
     Jobs in different groups run at the same time (GitHub docs, "Using concurrency"); a job
-    without a group is its own (``(none) workflow/job``). Expressions are kept as written.
+    without a group is its own (``(none) workflow/job``). In a matrix job, ``${{ matrix.K }}``
+    in the group takes the value that targets each environment; other expressions are
+    kept as written.
     """
     groups: dict[str, set[str]] = {}
     for path in sorted(root.glob(".github/workflows/*.yml")):
@@ -213,10 +216,14 @@ def environment_groups(root: Path) -> dict[str, set[str]]:
         for name, job in workflow["jobs"].items():
             concurrency = job.get("concurrency", default)
             group = concurrency.get("group") if isinstance(concurrency, dict) else concurrency
+            matrix = (job.get("strategy") or {}).get("matrix") or {}
             for environment in job_environments(job):
-                groups.setdefault(environment, set()).add(
-                    str(group) if group else f"(none) {path.name}/{name}"
-                )
+                text = str(group) if group else f"(none) {path.name}/{name}"
+                for key, values in matrix.items():
+                    if isinstance(values, list) and environment in map(str, values):
+                        pattern = r"\$\{\{\s*matrix\." + re.escape(str(key)) + r"\s*\}\}"
+                        text = re.sub(pattern, environment, text)
+                groups.setdefault(environment, set()).add(text)
     return groups
 
 
@@ -768,25 +775,25 @@ class Sandbox:
         for key, value in ({} if fork else self.secrets).items():
             command += ["--secret", f"{key}={value}"]
         machines = machine_roots(path, variables, self.root / "machines", stamp, fork)
-        job_env = self.env(
+        harness = {
             # The machine wrapper first: every step's bash takes its job's machine.
-            PATH=os.pathsep.join(
+            "PATH": os.pathsep.join(
                 [str(STANDINS / "machine"), str(STANDINS / "bin"), self.env()["PATH"]]
             ),
             **machine_env(machines),
-            VENV=sys.prefix,
-            GITOPS_ML_RECORD=str(self.record),
-            GITOPS_ML_ARTIFACTS=str(artifacts),
-            GITOPS_ML_STANDINS=str(STANDINS / "bin"),
-            GITOPS_ML_RUN_DIR=str(self.run_dir),
-            GITOPS_ML_WORKFLOW_TOKEN=WORKFLOW_TOKEN,
-            GITOPS_ML_READ_ONLY_TOKEN=READ_ONLY_TOKEN,
-            GITOPS_ML_ORIGIN=str(self.root / "origin.git"),
-            GITOPS_ML_CACHE_STORE=str(self.root / "cache-store"),
-            GITOPS_ML_RELAXED=",".join(sorted(self.relaxed)),
-            **self.job_env,
-            **(env or {}),
-        )
+            "VENV": sys.prefix,
+            "GITOPS_ML_RECORD": str(self.record),
+            "GITOPS_ML_ARTIFACTS": str(artifacts),
+            "GITOPS_ML_STANDINS": str(STANDINS / "bin"),
+            "GITOPS_ML_RUN_DIR": str(self.run_dir),
+            "GITOPS_ML_WORKFLOW_TOKEN": WORKFLOW_TOKEN,
+            "GITOPS_ML_READ_ONLY_TOKEN": READ_ONLY_TOKEN,
+            "GITOPS_ML_ORIGIN": str(self.root / "origin.git"),
+            "GITOPS_ML_CACHE_STORE": str(self.root / "cache-store"),
+            "GITOPS_ML_RELAXED": ",".join(sorted(self.relaxed)),
+        }
+        # A scenario's own settings win (e.g. another machine's run directory and ports).
+        job_env = self.env(**{**harness, **self.job_env, **(env or {})})
         self.record.mkdir(exist_ok=True)
         (self.record / "settings.json").write_text(json.dumps(self.settings), encoding="utf-8")
         started = time.monotonic()
@@ -953,11 +960,22 @@ class Sandbox:
         edit_yaml(self.work / "params.yaml", overrides)
 
     def merge(self, ref: str, message: str) -> str:
-        """Merge ``ref`` into main and push it; the commit main was at before."""
+        """Merge ``ref`` into main and push it; the commit main was at before.
+
+        A pull request open from that branch is merged with it, as on GitHub.
+        """
         self.git("checkout", "-q", "main")
         before = self.head()
         self.git("merge", "-q", "--no-ff", "-m", message, ref)
         self.push("main")
+        branch = ref.removeprefix("origin/")
+        self.pull_requests.pop(branch, None)
+        state = self.github()
+        for pull in state["pulls"]:
+            if pull["head"] == branch and pull.get("state") == "open":
+                pull["state"] = "merged"
+        if state["pulls"]:
+            (self.record / "github.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
         return before
 
     def baseline(self) -> str:
@@ -1084,6 +1102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="turn one of GitHub's rules off (default: every rule on, as on GitHub)",
     )
     parser.add_argument(
+        "--no-app",
+        action="store_true",
+        help="no GitHub App configured (GITOPS_APP_ID/GITOPS_APP_KEY): GITHUB_TOKEN only",
+    )
+    parser.add_argument(
         "--allow-actions-prs",
         action="store_true",
         help="the repository setting 'Allow GitHub Actions to create pull requests' (off)",
@@ -1101,6 +1124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rule in args.relax:
             sandbox.relax(rule, "--relax on the command line")
         sandbox.settings["actions_can_create_pull_requests"] = args.allow_actions_prs
+        if not args.no_app:  # configured as README's adoption section says
+            sandbox.variables["GITOPS_APP_ID"] = "424242"
+            sandbox.secrets["GITOPS_APP_KEY"] = "(act sandbox: a stand-in key)"
         before = sandbox.baseline()
         if args.event == "pull_request":
             sandbox.git("checkout", "-q", "-b", "act/pull-request")

@@ -45,7 +45,9 @@ def timed(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[fl
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table."""
-    parser = argparse.ArgumentParser(prog="python -m scripts.dev.bench_restore", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.dev.bench_restore", description=__doc__
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gitops-ml-restore-") as scratch, s3_server() as s3:
@@ -79,14 +81,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seconds, _ = timed(["dvc", "repro", "--force"], clone, bare)
                     retrains.append(seconds)
     restore, retrain = statistics.median(restores), statistics.median(retrains)
-    print(f"Fresh clone, default data ({platform.machine()}, {os.cpu_count()} CPUs), "
-          f"{args.repeats} repeats each, medians:\n")
+    print(
+        f"Fresh clone, default data ({platform.machine()}, {os.cpu_count()} CPUs), "
+        f"{args.repeats} repeats each, medians:\n"
+    )
     print("| command | median (s) | runs (s) |")
     print("|---|---|---|")
-    print(f"| `make repro` from the S3 remote (restore) | {restore:.1f} | "
-          f"{', '.join(f'{t:.1f}' for t in restores)} |")
-    print(f"| `dvc repro --force`, no remote (retrain, baseline) | {retrain:.1f} | "
-          f"{', '.join(f'{t:.1f}' for t in retrains)} |")
+    print(
+        f"| `make repro` from the S3 remote (restore) | {restore:.1f} | "
+        f"{', '.join(f'{t:.1f}' for t in restores)} |"
+    )
+    print(
+        f"| `dvc repro --force`, no remote (retrain, baseline) | {retrain:.1f} | "
+        f"{', '.join(f'{t:.1f}' for t in retrains)} |"
+    )
     print(f"\nrestore / retrain: {restore / retrain:.2f}; a stage ran in a restore: {ran_stage}")
     return 1 if ran_stage else 0
 

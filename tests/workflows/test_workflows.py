@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +28,6 @@ from scripts.cd.checks import request
 from scripts.cd.processes import free_port
 from scripts.dev.act import (
     MACHINES,
-    ActError,
     ActRun,
     Sandbox,
     cache_keys,
@@ -105,11 +105,8 @@ def configured(box: Sandbox) -> Iterator[Sandbox]:
     # and PRs that must start workflows (its id a variable, its key a secret).
     box.variables["GITOPS_APP_ID"] = "424242"
     box.secrets["GITOPS_APP_KEY"] = "-----BEGIN PRIVATE KEY----- (act sandbox)"
-    # Scenarios (a)-(i) exercise the loop as it is today; two of GitHub's rules would stop
-    # it, each with a scenario of its own below that fails until its issue lands.
-    box.relax("orphan-cleanup", "(d) and (g) use services after their job: defect 1, issue 13")
-    # (d), (g) open state PRs with GITHUB_TOKEN: a repository must allow it (defect 5, issue 13).
-    box.settings["actions_can_create_pull_requests"] = True
+    # Every GitHub rule the harness models holds: the job-end cleanup, and no PR made with
+    # GITHUB_TOKEN (the repository setting stays off, as README says).
     box.set_params(WEAK)
     box.commit_all("A weak first model")
     box.baseline()
@@ -295,9 +292,66 @@ def test_g_ab_experiment_then_hourly_decision_rolls_back_a_worse_challenger(
     (pull,) = [p for p in sandbox.github()["pulls"] if p["head"] == branch]
     assert pull["body"].startswith("## A/B decision: ROLLBACK")
     state = yaml.safe_load(origin_file(sandbox, branch, "bentos/deployments/production.yaml"))
-    assert state["variants"] == [
-        {"name": "champion", "bento": f"credit_risk:{first}", "weight": 100}
+    assert [(v["name"], v["bento"], v["weight"]) for v in state["variants"]] == [
+        ("champion", f"credit_risk:{first}", 100)
     ]
+    assert "started_at" not in state["experiment"]  # the experiment is over
+    # The rollback PR carries the re-rendered manifests (what Argo CD / Flux apply).
+    route = origin_file(
+        sandbox, branch, "bentos/deployments/k8s/production/httproute-credit-risk-production.yaml"
+    )
+    assert "challenger" not in route
+
+
+def test_j_a_docs_only_push_to_main_leaves_production_and_its_experiment_alone(
+    sandbox: Sandbox,
+) -> None:
+    production = deployment(sandbox, "production")
+    assert production is not None
+    sandbox.git("checkout", "-q", "main")
+    state_before = (sandbox.work / "bentos/deployments/production.yaml").read_text()
+    before = sandbox.head()
+    write_doc(sandbox, "release-notes.md", "Nothing that changes the model.\n")()
+    sandbox.commit_all("docs: release notes")
+    sandbox.push("main")
+    run = sandbox.act("push", "release.yml", before=before, expect=["build"])
+    assert run.jobs == {"build": "success"}, explain(run)
+    assert "deploy: nothing to release" in run.output("build")
+    assert deployment(sandbox, "production") == production
+    assert (sandbox.work / "bentos/deployments/production.yaml").read_text() == state_before
+
+
+def test_k_a_rollback_deploys_on_a_fresh_runner_from_the_shared_storage(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The hourly job of (g) proposed a rollback to the first champion. A person merges it;
+    # deploy.yml runs on a machine that never held any Bento (a fresh runner root).
+    rollbacks = [p for p in sandbox.github()["pulls"] if "rollback" in p["head"]]
+    assert rollbacks, "scenario (g) proposed no rollback"
+    before = merge_state_pr(sandbox, rollbacks[-1]["head"])
+    fresh = tmp_path / "fresh-runner"
+    ports = {f"GITOPS_ML_{env.upper()}_PORT": str(free_port()) for env in ("staging", "production")}
+    try:
+        run = sandbox.act(
+            "push", "deploy.yml", before=before, env={"GITOPS_ML_RUN_DIR": str(fresh), **ports}
+        )
+        assert run.ok, explain(run)
+        assert "fetched credit_risk:" in run.output("apply")
+        state = yaml.safe_load((sandbox.work / "bentos/deployments/production.yaml").read_text())
+        (champion,) = state["variants"]
+        running = json.loads((fresh / "production" / "running.json").read_text())
+        assert {p["bento"] for p in running["variants"].values()} == {champion["bento"]}
+        url = f"http://127.0.0.1:{running['router_port']}/readyz"
+        assert request(url)[0] == 200
+    finally:
+        for env in ("staging", "production"):
+            subprocess.run(
+                [sys.executable, "-m", "scripts.deploy", "down", "--env", env],
+                cwd=sandbox.work,
+                env=sandbox.env(GITOPS_ML_RUN_DIR=str(fresh)),
+                capture_output=True,
+                check=False,
+            )
 
 
 def test_h_daily_drift_job_opens_a_retraining_pr(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -359,8 +413,12 @@ def test_i_a_release_over_the_live_latency_budget_never_reaches_production(
     assert production is not None
     sandbox.git("checkout", "-q", "main")
     before = sandbox.head()
-    # Test (e) left an impossible floor on main; this release fails later, on staging.
-    sandbox.set_params({"gates.floors.roc_auc": 0.75, "gates.live.p95_ms": 0.001})
+    # Test (e) left an impossible floor on main; this release fails later, on staging. A
+    # new threshold makes it a new release (same model and code would release nothing).
+    sandbox.set_params(
+        {"gates.floors.roc_auc": 0.75, "gates.live.p95_ms": 0.001, "evaluate.threshold": 0.45}
+    )
+    sandbox.make("ci-repro")
     sandbox.commit_all("A live latency budget no service meets")
     sandbox.push("main")
     run = sandbox.act("push", "release.yml", before=before, expect=["build", "image", "staging"])
@@ -378,18 +436,13 @@ def test_i_a_release_over_the_live_latency_budget_never_reaches_production(
 # failing for its stated reason until the issue named in its mark fixes it.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 13: services started by a job die with it (RUNNER_TRACKING_ID cleanup)",
-)
 def test_defect_1_staging_keeps_serving_after_the_job_that_deployed_it(sandbox: Sandbox) -> None:
     sandbox.git("checkout", "-q", "main")
     sandbox.make("undeploy", "DEPLOY_ENV=staging")
     with sandbox.enforcing("orphan-cleanup"):
         run = sandbox.act("workflow_dispatch", "deploy.yml")
     assert run.ok, explain(run)
-    assert run.cleaned.get("apply"), "the job started no process: nothing to clean up"
+    assert "apply" in run.cleaned, "the runner's job-end cleanup did not run"
     running = deployment(sandbox, "staging")
     assert running is not None
     try:
@@ -433,11 +486,6 @@ def test_defect_4_the_daily_drift_job_reads_production_logs_by_default(sandbox: 
     assert "drift: " in run.output("drift")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 13: state PRs opened with GITHUB_TOKEN start no workflow (no checks, no deploy)",
-)
 def test_defect_5_a_release_state_pr_gets_checks(sandbox: Sandbox) -> None:
     releases = [p for p in sandbox.github()["pulls"] if p["head"].startswith("gitops/release-")]
     assert releases, "scenario (d) opened no state PR"
@@ -458,11 +506,6 @@ def test_defect_6_a_fork_pull_request_never_reaches_a_self_hosted_runner(
     assert "changes: nothing to train" in run.output("train")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ActError,
-    reason="issue 13: promote.yml targets environment production, which waits for its reviewers",
-)
 def test_defect_7_the_hourly_decision_runs_without_a_reviewer(sandbox: Sandbox) -> None:
     sandbox.protected.add("production")  # README: "put required reviewers on production"
     try:
@@ -496,25 +539,12 @@ def test_defect_9_a_docs_only_pr_still_reports_the_required_train_check(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 13: release, deploy and promote change production in different groups",
-)
 def test_defect_10_one_concurrency_group_per_environment() -> None:
     groups = environment_groups(PROJECT_ROOT)
     assert len(groups["production"]) == 1, groups["production"]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "issue 13: under every GitHub rule the loop stops (services killed at job end, "
-        "GITHUB_TOKEN state PRs, decisions never applied)"
-    ),
-)
 def test_full_loop_from_a_pull_request_to_a_decided_production(sandbox: Sandbox) -> None:
     with sandbox.enforcing(), contextlib.ExitStack() as stack:
         stack.callback(sandbox.git, "checkout", "-q", "main")
@@ -551,7 +581,8 @@ def test_full_loop_from_a_pull_request_to_a_decided_production(sandbox: Sandbox)
             seed=13,
         )
         time.sleep(3.0)  # two scrapes
-        decided = sandbox.act("schedule", "promote.yml")
+        # STATE_PUSH=direct: the decision is pushed to main and applied in the same job.
+        decided = sandbox.act("schedule", "promote.yml", variables={"STATE_PUSH": "direct"})
         assert decided.ok, explain(decided)
         after = deployment(sandbox, "production")
         assert after is not None

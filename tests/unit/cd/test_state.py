@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,15 @@ def test_release_promote_rollback_edits() -> None:
     ]
     assert released(second, "m:a") == second
     assert [v.bento for v in promoted(second).variants] == ["m:b"]
+    # The experiment's start is in the state (git), kept while the same challenger runs.
+    started = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+    running = released(first, "m:b", now=started)
+    assert running.experiment.started_at == started
+    assert released(running, "m:b", now=started + dt.timedelta(hours=3)) == running
+    restarted = released(running, "m:c", now=started + dt.timedelta(hours=3))
+    assert restarted.experiment.started_at == started + dt.timedelta(hours=3)
+    assert promoted(running).experiment.started_at is None
+    assert rolled_back(running).experiment.started_at is None
     assert [(v.bento, v.weight) for v in rolled_back(second).variants] == [("m:a", 100)]
     with pytest.raises(StateError, match="no challenger to promote"):
         promoted(first)

@@ -178,3 +178,28 @@ def test_a_forks_read_only_token_cannot_comment(github: dict[str, str], tmp_path
     result = comment(read_only, "--backend", "gh", "pr", str(report))
     assert result.returncode == 1
     assert "Resource not accessible by integration (HTTP 403)" in result.stderr
+
+
+def test_a_release_waits_while_a_state_change_is_pending(
+    github: dict[str, str], tmp_path: Path
+) -> None:
+    def pending() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "scripts.gitops", "pending", "--prefix", "gitops/"],
+            env=github,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    none = pending()
+    assert (none.returncode, none.stdout.strip()) == (
+        0,
+        "gitops: no pending state change (gitops/*)",
+    )
+    assert open_pr(github, tmp_path, "an-app-installation-token").returncode == 0
+    waiting = pending()
+    assert waiting.returncode == 1
+    assert (
+        "a state change is pending (https://github.invalid/team/models/pull/100)" in waiting.stdout
+    )

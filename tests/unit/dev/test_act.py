@@ -51,8 +51,8 @@ def test_triggers_and_workflows_for_an_event() -> None:
 
 def test_jobs_targeting_a_protected_environment_wait_for_a_reviewer() -> None:
     workflows = PROJECT_ROOT / ".github" / "workflows"
-    assert waiting_jobs(workflows / "promote.yml", {"production"}) == ["decide"]
-    assert waiting_jobs(workflows / "promote.yml", {"staging"}) == []
+    # The hourly decision targets no environment: it never waits (its gate is the state PR).
+    assert waiting_jobs(workflows / "promote.yml", {"production"}) == []
     # A matrix over environments waits when any of them is protected.
     assert waiting_jobs(workflows / "deploy.yml", {"production"}) == ["apply"]
     assert waiting_jobs(workflows / "release.yml", {"production"}) == ["production"]
@@ -109,6 +109,23 @@ jobs:
         "production": {"prod", "(none) b.yml/z"},
         "staging": {"prod"},
     }
+    # A matrix job's group takes the value of the environment it targets.
+    (workflows / "c.yml").write_text(
+        """
+on: push
+jobs:
+  w:
+    runs-on: self-hosted
+    environment: ${{ matrix.e }}
+    strategy: {matrix: {e: [staging, production]}}
+    concurrency: {group: "env-${{ matrix.e }}"}
+    steps: []
+""",
+        encoding="utf-8",
+    )
+    groups = environment_groups(tmp_path)
+    assert groups["staging"] == {"prod", "env-staging"}
+    assert "env-production" in groups["production"]
 
 
 def test_runner_labels_follow_the_variable_or_its_default() -> None:
