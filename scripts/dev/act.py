@@ -726,6 +726,10 @@ class Sandbox:
                 "environment; GitHub holds the run until someone approves it"
             )
         self.approved.clear()
+        if event == "schedule":
+            # Scheduled runs use the latest commit of the default branch (GitHub docs,
+            # "Events that trigger workflows: schedule"), whatever a person has checked out.
+            self.git("checkout", "-q", "main")
         fork = event == "pull_request" and bool(payload.get("fork"))
         variables = {**self.variables, **(variables or {})}
         if event == "pull_request":
