@@ -549,8 +549,11 @@ def test_defect_10_one_concurrency_group_per_environment() -> None:
 def test_full_loop_from_a_pull_request_to_a_decided_production(sandbox: Sandbox) -> None:
     with sandbox.enforcing(), contextlib.ExitStack() as stack:
         stack.callback(sandbox.git, "checkout", "-q", "main")
-        # The PR also restores the live latency budget scenario (i) left impossible on main.
-        open_pr(sandbox, "loop", {"train.sklearn.n_estimators": 120, "gates.live.p95_ms": 100.0})
+        # A challenger clearly worse in accuracy (threshold 0.05, the gates main relaxed in
+        # (g)), so that 600 labelled rows suffice for a decision; the PR also restores the
+        # live latency budget scenario (i) left impossible on main.
+        overrides = {"evaluate.threshold": 0.05, "gates.live.p95_ms": 100.0}
+        open_pr(sandbox, "loop", {"train.sklearn.n_estimators": 120, **overrides})
         runs = {run.workflow: run for run in sandbox.open_pull_request("loop", 30)}
         assert set(runs) == {"train.yml"}
         # 1. The PR goes green with no human commit, its report posted once.
