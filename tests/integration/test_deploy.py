@@ -150,6 +150,9 @@ def test_a_killed_variant_fails_over_and_comes_back_with_nothing_left_behind(
         if report["alive"] and report["pid"] not in old_tree:
             break
         time.sleep(0.5)
+    # Keep the load on for a while after the kill, however fast the restart was.
+    while time.monotonic() < killed + 4.0:
+        time.sleep(0.1)
     stop.set()
     for thread in threads:
         thread.join()
