@@ -58,7 +58,12 @@ def run(args: argparse.Namespace, settings: DriverSettings) -> int:
         report = local_driver.status(settings, args.env)
         print(json.dumps(report, indent=2))
         return ExitCode.OK if report["healthy"] else ExitCode.FOUND_PROBLEM
+    elif args.service == "router" and args.env in settings.urls:
+        print(settings.urls[args.env])  # served elsewhere: a gateway (kubernetes driver)
     else:
+        if load_state(state_path(args.env, args.state_dir)).driver == "kubernetes":
+            key = f"GITOPS_ML_{args.env.upper()}_URL"
+            raise DeployError(f"{args.env} is served by Kubernetes: set {key} to its gateway URL")
         running = local_driver.running_or_fail(settings, args.env)
         print(running.url if args.service == "router" else running.prometheus_url)
     return ExitCode.OK

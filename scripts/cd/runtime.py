@@ -26,6 +26,8 @@ class DriverSettings:
         kubeconfig: ``KUBECONFIG``: the path of one already on the machine.
         prometheus_url: ``PROMETHEUS_URL``: the Prometheus the A/B decision queries, when it
             is not the local driver's.
+        urls: ``GITOPS_ML_<ENV>_URL``: an environment's router or gateway when it is served
+            elsewhere (the kubernetes driver): what the smoke test and live gate call.
     """
 
     run_root: Path = DEFAULT_RUN_ROOT
@@ -34,6 +36,7 @@ class DriverSettings:
     kubeconfig_data: str = ""
     kubeconfig: str = ""
     prometheus_url: str = ""
+    urls: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DriverSettings:
@@ -51,6 +54,11 @@ class DriverSettings:
             kubeconfig_data=env.get("KUBECONFIG_DATA", ""),
             kubeconfig=env.get("KUBECONFIG", ""),
             prometheus_url=env.get("PROMETHEUS_URL", ""),
+            urls={
+                key.removeprefix("GITOPS_ML_").removesuffix("_URL").lower(): value.rstrip("/")
+                for key, value in env.items()
+                if key.startswith("GITOPS_ML_") and key.endswith("_URL") and value
+            },
         )
 
     def run_dir(self, env: str) -> Path:

@@ -48,6 +48,23 @@ def test_url_of_an_environment_never_deployed(
     assert "nothing is deployed to staging" in capsys.readouterr().err
 
 
+def test_url_of_an_environment_served_elsewhere_is_its_gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITOPS_ML_RUN_DIR", str(tmp_path))
+    state_dir = tmp_path / "deployments"
+    save_state(
+        parse_state({"environment": "production", "driver": "kubernetes"}, Path("x")),
+        state_dir / "production.yaml",
+    )
+    args = ["url", "--env", "production", "--state-dir", str(state_dir)]
+    assert deploy.main(args) == 1
+    assert "set GITOPS_ML_PRODUCTION_URL to its gateway URL" in capsys.readouterr().err
+    monkeypatch.setenv("GITOPS_ML_PRODUCTION_URL", "https://models.example.com/")
+    assert deploy.main(args) == 0
+    assert capsys.readouterr().out == "https://models.example.com\n"
+
+
 def test_image_skips_loudly_without_a_docker_engine(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
