@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.cd.processes import alive
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Keep BentoML's store and telemetry away from the user's home.
@@ -27,9 +29,9 @@ def processes_using(path: str) -> dict[int, str]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
+        if not alive(int(entry.name)):
+            continue
         try:
-            if (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
-                continue
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             environ = (entry / "environ").read_bytes().decode(errors="replace")
         except OSError:

@@ -52,6 +52,10 @@ def store(settings: DriverSettings, env: str) -> Path:
     return settings.run_dir(env) / "bentoml"
 
 
+# Program states in which supervisord keeps a variant going (it restarts a crashed one).
+LIVE = {"RUNNING", "STARTING", "BACKOFF"}
+
+
 def supervisor(settings: DriverSettings, env: str) -> Supervisor:
     """The environment's supervisord."""
     return Supervisor(settings.run_dir(env))
@@ -113,16 +117,6 @@ def start_variant(settings: DriverSettings, env: str, name: str, bento: str) -> 
     pid = served_pid(supervised.wait_running(program))
     print(f"deploy: {env}/{name} serves {bento} on port {port} (pid {pid}, {program})")
     return Process(name=name, bento=bento, port=port, pid=pid)
-
-
-def variant_running(settings: DriverSettings, env: str, process: Process) -> bool:
-    """Whether the variant's program runs (supervisord restarts it after a crash)."""
-    state, _ = (
-        supervisor(settings, env)
-        .states()
-        .get(program_name(process.name, process.port), ("UNKNOWN", None))
-    )
-    return state in {"RUNNING", "STARTING", "BACKOFF"}
 
 
 def check_bentos(settings: DriverSettings, state: DeploymentState) -> None:
@@ -190,10 +184,13 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     )
     old = previous.variants if previous else {}
     replaced: list[Process] = []
-    # 1. Start (and health-check) every variant that is new, changed or crashed.
+    # 1. Start (and health-check) every variant that is new, changed, or that supervisord
+    #    gave up restarting.
+    states = supervisor(settings, env).states()
     for variant in state.variants:
         current = old.get(variant.name)
-        if current and current.bento == variant.bento and variant_running(settings, env, current):
+        program = program_name(current.name, current.port) if current else ""
+        if current and current.bento == variant.bento and states.get(program, ("",))[0] in LIVE:
             running.variants[variant.name] = current
             continue
         if current:

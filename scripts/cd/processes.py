@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -9,6 +10,24 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 STOP_TIMEOUT_S = 20.0
+
+
+def alive(pid: int | None) -> bool:
+    """Whether a process with this PID exists and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    status = Path(f"/proc/{pid}/stat")
+    try:
+        # The state follows the command, in parentheses that may hold spaces or ")".
+        return status.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def free_port() -> int:

@@ -67,6 +67,9 @@ def render(environment: str, targets: Mapping[str, tuple[int, str]], interval: s
     return json.dumps(document, indent=2) + "\n"  # JSON is YAML
 
 
+PROGRAM = "prometheus"
+
+
 def start_or_reload(supervised: Supervisor, port: int, config: str, directory: Path) -> int:
     """Write the config; start Prometheus under ``supervised`` on ``port``, or reload it."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -90,9 +93,6 @@ def start_or_reload(supervised: Supervisor, port: int, config: str, directory: P
     )
     wait_ready(url, path="/-/ready")
     return pid
-
-
-PROGRAM = "prometheus"
 
 
 def wait_scraped(url: str, ports: set[int], log: Path, timeout: float = 30.0) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.cd.errors import DeployError
+from scripts.cd.processes import alive
 
 START_TIMEOUT_S = 20.0
 # What a service may inherit from the job that (re)starts its supervisor: nothing secret.
@@ -281,17 +282,8 @@ files = {_escape(str(d / "programs"))}/*.conf
         pid = int(pid_file.read_text()) if pid_file.is_file() else None
         self.ctl("shutdown", check=False)
         deadline = time.monotonic() + 60
-        while pid and _alive(pid) and time.monotonic() < deadline:
+        while pid and alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.is_file() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
 
 
 def _tool(name: str) -> str:

@@ -21,7 +21,7 @@ from scripts import promote
 from scripts.cd import local_driver, prometheus
 from scripts.cd.bento_store import import_bento
 from scripts.cd.errors import DeployError
-from scripts.cd.processes import free_port
+from scripts.cd.processes import alive, free_port
 from scripts.cd.promotion import Decision, decide, decide_experiment
 from scripts.cd.runtime import DriverSettings, Running
 from scripts.cd.state import DeploymentState, parse_state, save_state
@@ -171,14 +171,6 @@ def test_a_killed_variant_fails_over_and_comes_back_with_nothing_left_behind(
     again = apply(state)
     assert again.variants["challenger"].port == challenger.port
     assert again.variants["champion"].pid == running.variants["champion"].pid
-
-
-def alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_unknown_bento_is_refused_and_nothing_changes(environment: str) -> None:
