@@ -125,12 +125,25 @@ def export_onnx(model: Any, schema: SchemaParams) -> onnx.ModelProto:
             front, back, io_map=[(front.graph.output[0].name, "features")]
         )
         onnx.checker.check_model(merged)
-        return merged
+        return _canonical(merged)
     options = {id(classifier): {"zipmap": False}}
     converted: onnx.ModelProto = to_onnx(
         model, initial_types=types, options=options, target_opset=OPSET
     )
-    return converted
+    return _canonical(converted)
+
+
+def _canonical(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Sort the opset imports, which skl2onnx lists in set order.
+
+    Their order follows Python's string hashing (``PYTHONHASHSEED``), so without this the
+    same fitted model exported twice could give two files, two digests and two model
+    versions.
+    """
+    opsets = sorted(model.opset_import, key=lambda opset: opset.domain)
+    del model.opset_import[:]
+    model.opset_import.extend(opsets)
+    return model
 
 
 class OnnxClassifier:

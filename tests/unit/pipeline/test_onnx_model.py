@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+
+import joblib
 import numpy as np
 import pytest
 
@@ -85,3 +90,36 @@ def test_model_card_lists_metrics_against_the_baseline():
     assert "| region | north | 500 | 0.8100 | 0.5000 | 0.2000 |" in card
     for section in ("## Intended use", "## Training data", "## Limits and ethical considerations"):
         assert section in card
+
+
+EXPORT_DIGEST = """
+import hashlib, sys
+import joblib
+from pipeline.onnx_model import export_onnx
+from tests.helpers import make_params
+model = joblib.load(sys.argv[1])
+exported = export_onnx(model, make_params().data.schema).SerializeToString()
+print(hashlib.md5(exported).hexdigest())
+"""
+
+
+def test_the_same_model_exports_to_the_same_bytes_whatever_the_hash_seed(tmp_path):
+    # skl2onnx lists opset imports in set order: the file (and the model version, its
+    # digest) followed PYTHONHASHSEED until export sorted them. Eight seeds made two
+    # digests before the fix.
+    params = make_params(
+        **{"train.sklearn.estimator": "gradient_boosting", "train.sklearn.n_estimators": 5}
+    )
+    frame = make_credit_frame(300, seed=1)
+    joblib.dump(train(frame, frame, params), tmp_path / "model.joblib")
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", EXPORT_DIGEST, str(tmp_path / "model.joblib")],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in range(1, 9)
+    }
+    assert len(digests) == 1, digests
