@@ -252,11 +252,11 @@ test-fast: install s3-server-env ## Run unit and data tests only
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
 # Debian packages the tests and the local deployment start (root, or sudo when available).
-SYSTEM_PACKAGES := jq nginx prometheus prometheus-pushgateway
+SYSTEM_PACKAGES := jq nginx prometheus prometheus-pushgateway prometheus-alertmanager
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests start (nginx, prometheus, pushgateway, jq) if missing
+system-deps: ## Install the Debian packages the tests start (nginx, prometheus, pushgateway, alertmanager, jq) if missing
 	@missing="$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \

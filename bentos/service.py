@@ -163,6 +163,12 @@ class CreditRiskService:
         self.categories = {
             name: np.asarray(SCHEMA["columns"][name]["categories"]) for name in CATEGORICAL
         }
+        # Every labelled series exists from the start, at zero: a variant that never gets
+        # traffic still has the series LowPredictionVolume and the A/B queries read.
+        for value in ("0", "1"):
+            PREDICTIONS.labels(**self.labels, predicted_class=value)
+        for metric in (PROBABILITY, CONFIDENCE, FEEDBACK, FEEDBACK_CORRECT):
+            metric.labels(**self.labels)
 
     def _score(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         probability = self.classifier.predict_proba(

@@ -19,7 +19,8 @@ Writes ``reports/drift/report.html`` (self-contained), ``reports/drift/summary.j
 column score, method, threshold, drifted; dataset drift share and verdict; prediction drift;
 performance against ``metrics.json`` when labels are present) and
 ``reports/drift/metrics.prom`` (Prometheus text format; pushed to a Pushgateway with
-``--pushgateway URL``). Exit 0: ran, no drift; 1: ran, drift; 2: could not run (the reason
+``--pushgateway URL``). Exit 0: ran, no drift (or features drifted below the dataset rule and
+none severely: reported, not an all-clear); 1: ran, drift; 2: could not run (the reason
 is printed), including a window below ``min_rows``.
 """
 
@@ -207,6 +208,16 @@ def performance(
     return result
 
 
+def severe_columns(features: dict[str, dict[str, Any]], severe_psi: float) -> list[str]:
+    """Feature columns whose PSI is above ``severe_psi``, largest shift first."""
+    severe = [
+        column
+        for column, values in features.items()
+        if values["method"] == "psi" and values["score"] > severe_psi
+    ]
+    return sorted(severe, key=lambda column: -features[column]["score"])
+
+
 def summarize(
     window: Window,
     scores: dict[str, dict[str, Any]],
@@ -215,14 +226,23 @@ def summarize(
     rows: int,
     sampled: int,
 ) -> dict[str, Any]:
-    """The JSON summary (see the module docstring)."""
+    """The JSON summary (see the module docstring).
+
+    Three findings are kept apart: **dataset drift** (Evidently's share rule: at least
+    ``drift_share`` of the features drifted), the **features drifted** (each its own test),
+    and the **severe** ones (PSI above ``severe_psi``). The verdict is drift when the dataset
+    drifted, a feature drifted severely, the predictions drifted or the performance dropped;
+    a feature drifted below those bars is reported as such, never as an all-clear.
+    """
     features = {c: v for c, v in scores.items() if c != PROBABILITY}
     drifted = sorted(c for c, v in features.items() if v.get("drifted"))
+    severe = severe_columns(features, settings.severe_psi)
     share = len(drifted) / len(features) if features else 0.0
     dataset_drift = share >= settings.drift_share
     prediction = scores.get(PROBABILITY)
     prediction_drift = bool(prediction and prediction.get("drifted"))
     degraded = bool(perf and perf.get("degraded"))
+    severe_text = ", ".join(f"{c} PSI {features[c]['score']:.2f}" for c in severe)
     return {
         "window": {"start": window.start, "end": window.end, "rows": rows, "sampled": sampled},
         "columns": features,
@@ -232,13 +252,16 @@ def summarize(
             "threshold_share": settings.drift_share,
             "drifted": dataset_drift,
         },
+        "features_drifted": drifted,
+        "severe": {"psi_above": settings.severe_psi, "columns": severe},
         "prediction": prediction,
         "performance": perf,
-        "drift": dataset_drift or prediction_drift or degraded,
+        "drift": dataset_drift or bool(severe) or prediction_drift or degraded,
         "reasons": [
             reason
             for reason, flag in (
-                (f"dataset drift ({len(drifted)}/{len(features)} columns)", dataset_drift),
+                (f"dataset drift ({len(drifted)}/{len(features)} features)", dataset_drift),
+                (f"severe feature drift ({severe_text})", bool(severe)),
                 ("prediction drift", prediction_drift),
                 ("performance drop", degraded),
             )
@@ -247,34 +270,54 @@ def summarize(
     }
 
 
+def headline(summary: dict[str, Any]) -> str:
+    """The verdict in a few words: drift and why, features drifted, or no drift."""
+    if summary["drift"]:
+        return "DRIFT: " + "; ".join(summary["reasons"])
+    drifted = summary.get("features_drifted") or []
+    if drifted:
+        dataset = summary["dataset"]
+        return (
+            f"features drifted: {', '.join(drifted)} (no dataset drift: share "
+            f"{dataset['drift_share']:.2f} < {dataset['threshold_share']}; none severe)"
+        )
+    return "no drift"
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     """The summary for humans: the job summary and the retraining PR's body."""
-    verdict = "DRIFT — " + ", ".join(summary["reasons"]) if summary["drift"] else "no drift"
     window = summary["window"]
+    dataset = summary["dataset"]
+    features = summary["columns"]
+    drifted = summary.get("features_drifted") or []
+    severe = summary.get("severe") or {"psi_above": None, "columns": []}
     lines = [
-        f"## Drift report: {verdict}",
+        f"## Drift report: {headline(summary)}",
         "",
         f"Window {window['start'] or '(prepared file)'} → {window['end'] or ''}: "
         f"{window['rows']} rows ({window['sampled']} compared).",
         "",
+        f"- **Dataset drift (share rule)**: {'yes' if dataset['drifted'] else 'no'} — "
+        f"{len(drifted)} of {len(features)} features drifted, share "
+        f"{dataset['drift_share']:.2f} (dataset drift at {dataset['threshold_share']}).",
+        f"- **Features drifted**: {', '.join(drifted) if drifted else 'none'}.",
+        f"- **Severe (PSI above {severe['psi_above']})**: "
+        f"{', '.join(severe['columns']) if severe['columns'] else 'none'}.",
+        "",
         "| column | method | score | threshold | drifted |",
         "|---|---|---|---|---|",
     ]
-    rows = dict(summary["columns"])
+    rows = dict(features)
     if summary["prediction"]:
         rows["(predicted probability)"] = summary["prediction"]
     for column, values in rows.items():
         mark = "**yes**" if values.get("drifted") else "no"
+        if column in severe["columns"]:
+            mark += " (severe)"
         lines.append(
             f"| {column} | {values['method']} | {values['score']:.4f} "
             f"| {values['threshold']} | {mark} |"
         )
-    dataset = summary["dataset"]
-    lines += [
-        "",
-        f"Dataset: {len(dataset['drifted_columns'])} drifted column(s), share "
-        f"{dataset['drift_share']:.2f} (drifted at {dataset['threshold_share']}).",
-    ]
     perf = summary["performance"]
     if perf and perf.get("enough"):
         lines += ["", "| metric | window | reference | drop | max drop |", "|---|---|---|---|---|"]
@@ -323,6 +366,11 @@ def drift_registry(summary: dict[str, Any]) -> Any:
     Gauge(
         "credit_risk_drift_detected", "1 when the drift job's verdict is drift", registry=registry
     ).set(1.0 if summary["drift"] else 0.0)
+    Gauge(
+        "credit_risk_features_drifted",
+        "Feature columns whose own test flagged drift in the last window",
+        registry=registry,
+    ).set(len(summary.get("features_drifted") or []))
     if summary["prediction"]:
         Gauge(
             "credit_risk_prediction_drift_score",
@@ -459,9 +507,8 @@ def print_verdict(summary: dict[str, Any], out_dir: Path) -> None:
             f"drift: {column:<16} {values['method']:<12} score {values['score']:.4f} "
             f"(threshold {values['threshold']}) {flag}"
         )
-    verdict = "DRIFT: " + ", ".join(summary["reasons"]) if summary["drift"] else "no drift"
     rows = summary["window"]["rows"]
-    print(f"drift: {verdict} ({rows} rows; report {out_dir / 'report.html'})")
+    print(f"drift: {headline(summary)} ({rows} rows; report {out_dir / 'report.html'})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -271,6 +271,16 @@ class DriftTest(_Frozen):
     threshold: float = Field(gt=0)
 
 
+class RetrainingParams(_Frozen):
+    """When drift opens a retraining PR (``monitoring.retraining``; docs/monitoring.md)."""
+
+    # How long DataDriftDetected must hold before it asks for retraining: the rule's
+    # ``for:`` in monitoring/prometheus/rules.yml (a test keeps the two equal).
+    persistence_minutes: int = Field(ge=0)
+    # No retraining of a model younger than this (it has not met the new traffic yet).
+    min_model_age_hours: float = Field(ge=0)
+
+
 class MonitoringParams(_Frozen):
     """The drift job (``python -m monitoring.drift``)."""
 
@@ -284,6 +294,10 @@ class MonitoringParams(_Frozen):
     max_accuracy_drop: float = Field(ge=0, le=1)
     max_roc_auc_drop: float = Field(ge=0, le=1)
     min_labelled: int = Field(ge=1)
+    # A feature whose PSI is above this is named "severe" in the summary; the alert rule
+    # DataDriftDetected fires on the same figure (a test keeps the two equal).
+    severe_psi: float = Field(gt=0)
+    retraining: RetrainingParams
     seed: int = 0
 
     @model_validator(mode="after")

@@ -46,6 +46,29 @@ def post(server: Server, route: str, payload: object) -> tuple[int, object]:
     return status, json.loads(body) if body.startswith(("{", "[")) else body
 
 
+def test_every_series_exists_at_zero_before_the_first_request(server: Server):
+    # First in this module: nothing has been requested yet. Without the series a variant
+    # that gets no traffic has nothing for LowPredictionVolume to fire on.
+    status, text = request(f"{server.url}/metrics")
+    assert status == 200
+    values = {
+        (line.split("{")[0], re.search(r'predicted_class="(\d)"', line)): float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(("credit_risk_predictions_total{", "credit_risk_feedback"))
+        and 'variant="challenger"' in line
+    }
+    assert sorted((name, match and match[1], value) for (name, match), value in values.items()) == [
+        ("credit_risk_feedback_correct_total", None, 0.0),
+        ("credit_risk_feedback_total", None, 0.0),
+        ("credit_risk_predictions_total", "0", 0.0),
+        ("credit_risk_predictions_total", "1", 0.0),
+    ]
+    counts = [
+        line for line in text.splitlines() if line.startswith("credit_risk_confidence_count{")
+    ]
+    assert len(counts) == 1 and counts[0].endswith(" 0.0"), counts
+
+
 def test_smoke_checks_pass(server: Server):
     passed = check(server.url)
     assert "metrics labels" in passed
