@@ -35,7 +35,7 @@ from bentoml.validators import DType
 from prometheus_client import Counter, Histogram
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from bentos.middleware import JsonOnly, VariantHeader
+from bentos.middleware import JsonOnly, VariantHeader, use_for_bentoml_timeout
 from bentos.prediction_log import FEEDBACK_EVENT, MONITOR, PREDICTION_EVENT
 from bentos.schema import MAX_RECORDS, RowCheck, record_model
 from bentos.settings import ServiceSettings
@@ -44,6 +44,9 @@ from pipeline.onnx_model import OnnxClassifier, feeds_from_columns
 # A request id carries the predicted class after the dash, so feedback can be scored by
 # any worker or replica without shared state.
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}-[01]$")
+# A request that has not started its response by then gets a 504 (bentos.middleware).
+REQUEST_TIMEOUT_S = 10.0
+use_for_bentoml_timeout()
 
 
 # Read at import on purpose: the API signatures (and the OpenAPI schema) are built from
@@ -137,7 +140,9 @@ class FeedbackReceipt(BaseModel):
 @bentoml.service(
     name="credit_risk",
     workers=SETTINGS.workers,
-    traffic={"timeout": 10},
+    # Enforced by BentoML's middleware running bentos.middleware.RequestTimeout's code,
+    # which cancels its timer when the response starts (BentoML's leaves it running).
+    traffic={"timeout": REQUEST_TIMEOUT_S},
     # Per-request access lines cost ~7% of a one-record request; the Prometheus
     # request metrics carry the same counts. GITOPS_ML_ACCESS_LOG=1 turns them back on.
     logging={"access": {"enabled": SETTINGS.access_log}},

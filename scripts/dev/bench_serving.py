@@ -7,6 +7,15 @@ joblib, one DataFrame per request) — and drives both with ``wrk`` (Debian pack
 concurrency 1, 8 and 32, one-record ``POST /predict`` requests, alternating A/B and B/A
 over the rounds. Per server and point it prints the medians over rounds of req/s,
 p50/p95/p99 latency, the total requests and errors, then the ratios.
+
+Then a sustained load on the Bento alone: ``--sustain`` seconds (default 30) at 80 % of
+its peak rate (paced with wrk's Lua ``delay``), counting what was answered against what
+the service counted (``credit_risk_predictions_total``) and the rows its prediction log
+holds: none may be lost.
+
+wrk's latency percentiles include its coordinated-omission correction: a pause of the
+server counts for the requests a steady client would have sent meanwhile, so a 200 ms
+stall every 2 s shows in the p99 even at one connection.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -28,10 +38,16 @@ from scripts.cd.checks import running
 from scripts.cd.processes import free_port
 
 CONCURRENCY = (1, 8, 32)
+SUSTAINED_SHARE = 0.8
+SUSTAINED_CONNECTIONS = 32
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{body}'
+pause_ms = {pause_ms}
+if pause_ms > 0 then
+  delay = function() return pause_ms end
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -63,6 +79,8 @@ class Run:
 def wrk(url: str, script: Path, connections: int, seconds: int) -> Run:
     """Run wrk and parse the JSON line its Lua ``done`` hook prints."""
     threads = 1 if connections == 1 else 2
+    if connections < threads:
+        threads = connections
     output = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
         check=True,
@@ -106,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="A/B rounds per point")
     parser.add_argument("--spec", type=Path, default=Path("models/serving.json"))
     parser.add_argument("--model", type=Path, default=Path("models/model.joblib"))
+    parser.add_argument("--sustain", type=int, default=30, help="seconds of the sustained load")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench_serving: wrk not found; install it: apt-get install -y wrk", file=sys.stderr)
@@ -115,8 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ExitStack() as stack,
     ):
         scratch = Path(scratch_dir)
+        body = record_body(args.spec)
         script = scratch / "predict.lua"
-        script.write_text(WRK_SCRIPT.format(body=record_body(args.spec)), encoding="utf-8")
+        script.write_text(WRK_SCRIPT.format(body=body, pause_ms=0), encoding="utf-8")
         bento_port, base_port = free_port(), free_port()
         env = {**os.environ, "GITOPS_ML_LOG_DIR": str(scratch / "logs")}
         bento_env = {**env, "GITOPS_ML_WORKERS": str(args.bento_workers)}
@@ -149,8 +169,93 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for name in order:
                     run = wrk(servers[name], script, connections, args.seconds)
                     results.setdefault((name, connections), []).append(run)
+        peak = max(statistics.median(r.rps for r in results[("bento", c)]) for c in CONCURRENCY)
+        single_ms = statistics.median(r.p50_ms for r in results[("bento", 1)])
+        sustained = sustain(
+            bento_url,
+            scratch,
+            body,
+            peak * SUSTAINED_SHARE,
+            single_ms,
+            args.sustain,
+            scratch / "logs",
+        )
     print_table(results, args)
+    print_sustained(sustained, peak)
     return 0
+
+
+@dataclass(frozen=True)
+class Sustained:
+    """A paced load on the Bento and what the service recorded of it."""
+
+    target_rps: float
+    run: Run
+    counted: int
+    logged: int
+
+
+def predictions_counted(url: str) -> int:
+    """The service's ``credit_risk_predictions_total``, summed over its series."""
+    from scripts.cd.checks import request
+
+    _, text = request(f"{url}/metrics")
+    return round(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("credit_risk_predictions_total{")
+        )
+    )
+
+
+def sustain(
+    url: str,
+    scratch: Path,
+    body: str,
+    rate: float,
+    service_ms: float,
+    seconds: int,
+    log_dir: Path,
+) -> Sustained:
+    """``seconds`` of one-record requests at ``rate`` req/s; count answers, series and logs."""
+    from bentos.prediction_log import read_predictions
+
+    cycle_ms = 1000 * SUSTAINED_CONNECTIONS / rate  # per connection, request and wait
+    script = scratch / "paced.lua"
+    # Each connection waits after each answer so that together they send about `rate` a
+    # second: below saturation a request takes about its unloaded time (`service_ms`, the
+    # p50 at one connection); two 3 s calibration runs correct the wait from the rate it gave.
+    pause_ms = max(0.0, cycle_ms - service_ms)
+    for _ in range(2):
+        script.write_text(WRK_SCRIPT.format(body=body, pause_ms=int(pause_ms)), "utf-8")
+        trial = wrk(f"{url}/predict", script, SUSTAINED_CONNECTIONS, 3)
+        pause_ms = max(0.0, pause_ms + cycle_ms - 1000 * SUSTAINED_CONNECTIONS / trial.rps)
+    script.write_text(WRK_SCRIPT.format(body=body, pause_ms=int(pause_ms)), "utf-8")
+    before_counted, before_logged = predictions_counted(url), len(read_predictions(log_dir))
+    run = wrk(f"{url}/predict", script, SUSTAINED_CONNECTIONS, seconds)
+    time.sleep(1.0)  # the last answers' log lines
+    return Sustained(
+        target_rps=rate,
+        run=run,
+        counted=predictions_counted(url) - before_counted,
+        logged=len(read_predictions(log_dir)) - before_logged,
+    )
+
+
+def print_sustained(sustained: Sustained, peak: float) -> None:
+    """The sustained run's line: rate, latency, errors, lost logs."""
+    run = sustained.run
+    answered = run.requests - run.errors
+    print()
+    print(
+        f"sustained: {run.rps:.0f} req/s ({run.rps / peak:.0%} of the peak {peak:.0f}) for "
+        f"{run.seconds:.0f} s at {SUSTAINED_CONNECTIONS} connections: p50 {run.p50_ms:.2f} ms, "
+        f"p99 {run.p99_ms:.2f} ms; {run.requests} answered, {run.errors} errors; the service "
+        f"counted {sustained.counted} predictions and logged {sustained.logged} "
+        f"(lost: {sustained.counted - sustained.logged}; answered but not logged: "
+        f"{max(0, answered - sustained.logged)})"
+    )
 
 
 def print_table(results: dict[tuple[str, int], list[Run]], args: argparse.Namespace) -> None:
@@ -183,11 +288,11 @@ def print_table(results: dict[tuple[str, int], list[Run]], args: argparse.Namesp
             f"concurrency {connections}: throughput x{bento['rps'] / base['rps']:.1f}, "
             f"p50 x{base['p50'] / bento['p50']:.1f} lower"
         )
-    top = medians[("bento", 32)]
+    top, single = medians[("bento", 32)], medians[("bento", 1)]
     ratio = top["rps"] / medians[("baseline", 32)]["rps"]
     print(
-        f"goals: throughput >= 4x at 32 -> x{ratio:.1f}; p99 <= 100 ms at 32 -> "
-        f"{top['p99']:.0f} ms; p50 <= 3 ms at 1 -> {medians[('bento', 1)]['p50']:.2f} ms"
+        f"goals: throughput >= 10x at 32 -> x{ratio:.1f}; p99 <= 100 ms at 32 -> "
+        f"{top['p99']:.1f} ms; p99 <= 10 ms at 1 -> {single['p99']:.2f} ms"
     )
 
 

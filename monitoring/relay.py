@@ -1,0 +1,204 @@
+"""Alertmanager's webhook → GitHub's ``repository_dispatch``: alert-triggered retraining.
+
+``python -m monitoring.relay --port P --repository OWNER/NAME --token-file F`` serves:
+
+* ``POST /alerts`` — Alertmanager's webhook (payload version 4). Every *firing* alert
+  labelled ``action="retrain"`` (``DataDriftDetected``: a feature's PSI above
+  ``monitoring.severe_psi`` for ``monitoring.retraining.persistence_minutes``) becomes one
+  ``repository_dispatch`` of type ``drift-alert`` to ``{api}/repos/{repository}/dispatches``;
+  GitHub runs ``drift.yml`` on it, on the default branch, for the alerting window (its end is
+  the ``window_end`` annotation, from the drift job's own series). The drift job then opens
+  the retraining PR, at most one at a time (``monitoring.retrain``). An alert already
+  dispatched (same fingerprint and start) is not sent again when Alertmanager repeats it;
+  the record survives restarts (``--state``). A dispatch GitHub refuses answers 502, so
+  Alertmanager retries it.
+* ``GET /-/healthy`` — 200.
+
+The token is read from ``--token-file`` at each dispatch (a rotated token is picked up); it
+is never taken from the environment, which the supervisor keeps free of secrets. It needs
+the repository's Contents: write (fine-grained PAT or GitHub App installation token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+EVENT_TYPE = "drift-alert"
+RETRAIN_ACTION = "retrain"
+
+
+class DispatchError(RuntimeError):
+    """GitHub refused or could not be reached; the message says which and why."""
+
+
+def dispatch_payload(alert: dict[str, Any], environment: str) -> dict[str, Any]:
+    """The ``repository_dispatch`` body for one firing alert (at most 10 payload keys)."""
+    labels, annotations = alert.get("labels", {}), alert.get("annotations", {})
+    window_end = annotations.get("window_end", "")
+    try:
+        end = dt.datetime.fromtimestamp(float(window_end), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        end = ""  # no window series: the drift job judges the last window_days
+    return {
+        "event_type": EVENT_TYPE,
+        "client_payload": {
+            "alert": labels.get("alertname", ""),
+            "feature": labels.get("feature", ""),
+            "environment": environment,
+            "since": alert.get("startsAt", ""),
+            "window_end": end,
+            "fingerprint": alert.get("fingerprint", ""),
+        },
+    }
+
+
+class Relay:
+    """What the HTTP handler calls: decides, dispatches, remembers.
+
+    Args:
+        api: GitHub's REST API base URL.
+        repository: ``owner/name``.
+        token_file: The file holding the token.
+        state: A JSON file of the alerts already dispatched.
+        environment: The environment whose alerts these are.
+    """
+
+    def __init__(
+        self, api: str, repository: str, token_file: Path, state: Path, environment: str
+    ) -> None:
+        self.api, self.repository = api.rstrip("/"), repository
+        self.token_file, self.state, self.environment = token_file, state, environment
+        self.lock = threading.Lock()
+
+    def sent(self) -> set[str]:
+        """Keys of the alerts already dispatched."""
+        if not self.state.is_file():
+            return set()
+        return set(json.loads(self.state.read_text(encoding="utf-8")))
+
+    def handle(self, webhook: dict[str, Any]) -> list[str]:
+        """Dispatch each new firing retrain alert; what was done, one line each.
+
+        Raises:
+            DispatchError: When GitHub refused one (the alert stays unsent: retried).
+        """
+        done = []
+        with self.lock:
+            sent = self.sent()
+            for alert in webhook.get("alerts", []):
+                labels = alert.get("labels", {})
+                if alert.get("status") != "firing" or labels.get("action") != RETRAIN_ACTION:
+                    continue
+                key = f"{alert.get('fingerprint', '')}@{alert.get('startsAt', '')}"
+                name = f"{labels.get('alertname')}{{feature={labels.get('feature', '')}}}"
+                if key in sent:
+                    done.append(f"{name}: already dispatched")
+                    continue
+                self.dispatch(dispatch_payload(alert, self.environment))
+                sent.add(key)
+                self.state.write_text(json.dumps(sorted(sent)), encoding="utf-8")
+                done.append(f"{name}: dispatched {EVENT_TYPE} to {self.repository}")
+        return done
+
+    def dispatch(self, body: dict[str, Any]) -> None:
+        """POST the dispatch; GitHub answers 204."""
+        try:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise DispatchError(f"--token-file {self.token_file}: {error.strerror}") from None
+        request = urllib.request.Request(
+            f"{self.api}/repos/{self.repository}/dispatches",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:300]
+            raise DispatchError(f"GitHub answered {error.code}: {detail}") from None
+        except OSError as error:
+            raise DispatchError(f"{self.api} unreachable: {error}") from None
+        if status != HTTPStatus.NO_CONTENT:
+            raise DispatchError(f"GitHub answered {status}, expected 204")
+
+
+def handler_for(relay: Relay) -> type[BaseHTTPRequestHandler]:
+    """The request handler class bound to ``relay``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self.answer(200 if self.path == "/-/healthy" else 404, "ok\n")
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path != "/alerts":
+                self.answer(404, "POST /alerts\n")
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                webhook = json.loads(self.rfile.read(length))
+                if not isinstance(webhook, dict):
+                    raise ValueError("the webhook body is not a JSON object")
+            except ValueError as error:
+                self.answer(400, f"not an Alertmanager webhook: {error}\n")
+                return
+            try:
+                lines = relay.handle(webhook)
+            except DispatchError as error:
+                print(f"relay: dispatch failed (Alertmanager will retry): {error}", flush=True)
+                self.answer(502, f"{error}\n")
+                return
+            for line in lines:
+                print(f"relay: {line}", flush=True)
+            self.answer(200, "".join(f"{line}\n" for line in lines) or "nothing to do\n")
+
+        def answer(self, status: int, text: str) -> None:
+            body = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # one line per decision instead (above)
+
+    return Handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until stopped."""
+    parser = argparse.ArgumentParser(prog="python -m monitoring.relay", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--repository", required=True, help="owner/name")
+    parser.add_argument("--token-file", type=Path, required=True)
+    parser.add_argument("--api", default="https://api.github.com")
+    parser.add_argument("--state", type=Path, required=True, help="alerts already dispatched")
+    parser.add_argument("--environment", default="production")
+    args = parser.parse_args(argv)
+    relay = Relay(args.api, args.repository, args.token_file, args.state, args.environment)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(relay))
+    print(f"relay: {args.environment} alerts -> {args.api}/repos/{args.repository}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
