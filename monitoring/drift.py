@@ -366,6 +366,13 @@ def drift_registry(summary: dict[str, Any]) -> Any:
     Gauge(
         "credit_risk_drift_detected", "1 when the drift job's verdict is drift", registry=registry
     ).set(1.0 if summary["drift"] else 0.0)
+    if summary["window"].get("end"):
+        # The relay tells GitHub which window alerted (DataDriftDetected's window_end).
+        Gauge(
+            "credit_risk_drift_window_end_seconds",
+            "End of the window the drift job judged (Unix time)",
+            registry=registry,
+        ).set(dt.datetime.fromisoformat(summary["window"]["end"]).timestamp())
     Gauge(
         "credit_risk_features_drifted",
         "Feature columns whose own test flagged drift in the last window",

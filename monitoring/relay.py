@@ -144,10 +144,10 @@ def handler_for(relay: Relay) -> type[BaseHTTPRequestHandler]:
     """The request handler class bound to ``relay``."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             self.answer(200 if self.path == "/-/healthy" else 404, "ok\n")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path != "/alerts":
                 self.answer(404, "POST /alerts\n")
                 return
@@ -177,7 +177,7 @@ def handler_for(relay: Relay) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per decision instead (above)
 
     return Handler

@@ -12,7 +12,8 @@ Commands:
 * ``changed``: whether this checkout's model and serving code differ from every variant
   of the environment (``release=true|false`` in ``$GITHUB_OUTPUT``);
 * ``apply``: start and check new variants, shift traffic, stop the old ones;
-* ``status`` (exit 1 when something is down), ``url [--service router|prometheus]``, ``down``.
+* ``status`` (exit 1 when something is down), ``down``;
+* ``url [--service router|prometheus|pushgateway|alertmanager]``.
 
 Exits 1 with a one-line ``deploy: ...`` reason when the deployment fails.
 """
@@ -65,7 +66,15 @@ def run(args: argparse.Namespace, settings: DriverSettings) -> int:
             key = f"GITOPS_ML_{args.env.upper()}_URL"
             raise DeployError(f"{args.env} is served by Kubernetes: set {key} to its gateway URL")
         running = local_driver.running_or_fail(settings, args.env)
-        print(running.url if args.service == "router" else running.prometheus_url)
+        urls = {
+            "router": running.url,
+            "prometheus": running.prometheus_url,
+            "pushgateway": running.pushgateway_url if running.pushgateway_port else "",
+            "alertmanager": running.alertmanager_url if running.alertmanager_port else "",
+        }
+        if not urls[args.service]:
+            raise DeployError(f"{args.env} runs no {args.service} (deployed before it had one)")
+        print(urls[args.service])
     return ExitCode.OK
 
 
@@ -79,7 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--env", required=True, help="staging, production, ...")
     parser.add_argument("--bento-file", type=Path, help="the Bento archive (release)")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR)
-    parser.add_argument("--service", choices=("router", "prometheus"), default="router")
+    parser.add_argument(
+        "--service",
+        choices=("router", "prometheus", "pushgateway", "alertmanager"),
+        default="router",
+    )
     args = parser.parse_args(argv)
     try:
         return run(args, DriverSettings.from_env())

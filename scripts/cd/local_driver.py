@@ -1,10 +1,11 @@
 """The ``local`` driver: one host runs an environment (``make demo``, the tests, one server).
 
 For each variant, ``bentoml serve`` on a loopback port with ``GITOPS_ML_VARIANT`` set;
-nginx in front (:mod:`scripts.cd.nginx`); Prometheus scraping every variant
-(:mod:`scripts.cd.prometheus`) — all of them programs of the environment's supervisord
-(:mod:`scripts.cd.supervisor`), which outlives the job that deployed them, restarts what
-crashes, and stops a variant's whole process tree. Configs, logs and the environment's
+nginx in front (:mod:`scripts.cd.nginx`); Prometheus scraping every variant and evaluating
+the alert rules (:mod:`scripts.cd.prometheus`); the Pushgateway, Alertmanager and
+retraining relay (:mod:`scripts.cd.alerting`) — all of them programs of the environment's
+supervisord (:mod:`scripts.cd.supervisor`), which outlives the job that deployed them,
+restarts what crashes, and stops a variant's whole process tree. Configs, logs and the environment's
 BentoML store live under its run directory (:class:`scripts.cd.runtime.DriverSettings`).
 
 :func:`apply` is idempotent and ordered — start and health-check new variants, then shift
@@ -22,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from scripts.cd import archive, nginx, prometheus
+from scripts.cd import alerting, archive, nginx, prometheus
 from scripts.cd.bento_store import bentoml_command, import_bento, known_bentos
 from scripts.cd.checks import wait_ready
 from scripts.cd.errors import DeployError, SmokeError
@@ -31,7 +32,12 @@ from scripts.cd.runtime import DriverSettings, Process, Running, load_running, s
 from scripts.cd.state import DeploymentState
 from scripts.cd.supervisor import Program, Supervisor, service_env
 
-TOOLS = {"nginx": "nginx", "prometheus": "prometheus"}  # command -> Debian package
+TOOLS = {  # command -> Debian package
+    "nginx": "nginx",
+    "prometheus": "prometheus",
+    "prometheus-pushgateway": "prometheus-pushgateway",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+}
 
 
 def require_tools() -> None:
@@ -181,6 +187,9 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
         or (previous.prometheus_port if previous else free_port()),
         nginx_pid=previous.nginx_pid if previous else None,
         prometheus_pid=previous.prometheus_pid if previous else None,
+        pushgateway_port=kept_port(settings, env, "PUSHGATEWAY_PORT", previous, "pushgateway"),
+        alertmanager_port=kept_port(settings, env, "ALERTMANAGER_PORT", previous, "alertmanager"),
+        relay_port=kept_port(settings, env, "RELAY_PORT", previous, "relay"),
     )
     old = previous.variants if previous else {}
     replaced: list[Process] = []
@@ -206,12 +215,39 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
         nginx.render(state, ports, running.router_port, directory / "nginx"),
         directory / "nginx",
     )
+    relay = alerting.RelaySettings.from_env(os.environ)
+    alerting_ports = alerting.Ports(
+        int(running.pushgateway_port or 0),
+        int(running.alertmanager_port or 0),
+        int(running.relay_port or 0),
+    )
+    alerting.start(
+        supervised,
+        directory / "alerting",
+        alerting_ports,
+        relay,
+        env,
+        settings.alert_group_wait,
+    )
+    if relay is None:
+        print(
+            f"deploy: {env}: retrain alerts stay in Alertmanager {running.alertmanager_url} "
+            "(no GITOPS_ML_DISPATCH_TOKEN_FILE on this runner: README, 'Alert-triggered "
+            "retraining')"
+        )
     targets = {name: (process.port, process.bento) for name, process in running.variants.items()}
     running.prometheus_pid = prometheus.start_or_reload(
         supervised,
         running.prometheus_port,
-        prometheus.render(env, targets, settings.scrape_interval),
+        prometheus.render(
+            env,
+            targets,
+            settings.scrape_interval,
+            running.pushgateway_port,
+            running.alertmanager_port,
+        ),
         directory / "prometheus",
+        alerting.render_rules(alert_for=settings.alert_for),
     )
     wait_ready(running.url)
     prometheus.wait_scraped(
@@ -228,6 +264,17 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     weights = ", ".join(f"{name} {weight}%" for name, weight in running.weights.items())
     print(f"deploy: {env} at {running.url} ({weights}); Prometheus {running.prometheus_url}")
     return running
+
+
+def kept_port(
+    settings: DriverSettings, env: str, setting: str, previous: Running | None, service: str
+) -> int:
+    """A service's port: the setting, else the one it had, else a free one."""
+    fixed = settings.port(env, setting)
+    if fixed:
+        return fixed
+    earlier = getattr(previous, f"{service}_port", None) if previous else None
+    return int(earlier) if earlier else free_port()
 
 
 def experiment_start(previous: Running | None, state: DeploymentState) -> float | None:
@@ -283,9 +330,14 @@ def status(settings: DriverSettings, env: str) -> dict[str, Any]:
         },
         "nginx": state("nginx"),
         "prometheus_process": state("prometheus"),
+        "pushgateway": state(alerting.PUSHGATEWAY),
+        "alertmanager": state(alerting.ALERTMANAGER),
     }
-    report["healthy"] = all(item["alive"] for item in report["variants"].values()) and (
-        report["nginx"]["alive"] and report["prometheus_process"]["alive"]
+    if alerting.RELAY in states:
+        report["relay"] = state(alerting.RELAY)
+    services = ("nginx", "prometheus_process", "pushgateway", "alertmanager", "relay")
+    report["healthy"] = all(item["alive"] for item in report["variants"].values()) and all(
+        report[name]["alive"] for name in services if name in report
     )
     return report
 

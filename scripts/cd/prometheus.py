@@ -37,13 +37,24 @@ P95 = (
 )
 
 
-def render(environment: str, targets: Mapping[str, tuple[int, str]], interval: str) -> str:
-    """prometheus.yml scraping every variant's /metrics with variant and environment labels.
+def render(
+    environment: str,
+    targets: Mapping[str, tuple[int, str]],
+    interval: str,
+    pushgateway_port: int | None = None,
+    alertmanager_port: int | None = None,
+) -> str:
+    """prometheus.yml: every variant's /metrics with variant and environment labels.
+
+    With the alerting ports (:mod:`scripts.cd.alerting`): the Pushgateway scraped too, the
+    rules of ``rules.yml`` (beside this file) evaluated and sent to the Alertmanager.
 
     Args:
         environment: The environment's name (a label on every series).
         targets: ``{variant: (port, bento tag)}``.
         interval: Scrape and evaluation interval, e.g. ``15s``.
+        pushgateway_port: The Pushgateway the drift job pushes to.
+        alertmanager_port: Where firing alerts go.
     """
     static = [
         {
@@ -64,15 +75,38 @@ def render(environment: str, targets: Mapping[str, tuple[int, str]], interval: s
             }
         ],
     }
+    if pushgateway_port is not None:
+        document["scrape_configs"].append(  # type: ignore[attr-defined]
+            {
+                "job_name": "drift",
+                # The drift job's own labels (job, feature) stay as it pushed them.
+                "honor_labels": True,
+                "static_configs": [
+                    {
+                        "targets": [f"127.0.0.1:{pushgateway_port}"],
+                        "labels": {"environment": environment},
+                    }
+                ],
+            }
+        )
+    if alertmanager_port is not None:
+        document["rule_files"] = ["rules.yml"]
+        document["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+        }
     return json.dumps(document, indent=2) + "\n"  # JSON is YAML
 
 
 PROGRAM = "prometheus"
 
 
-def start_or_reload(supervised: Supervisor, port: int, config: str, directory: Path) -> int:
-    """Write the config; start Prometheus under ``supervised`` on ``port``, or reload it."""
+def start_or_reload(
+    supervised: Supervisor, port: int, config: str, directory: Path, rules: str = ""
+) -> int:
+    """Write the config and rules; start Prometheus under ``supervised`` on ``port``, or reload."""
     directory.mkdir(parents=True, exist_ok=True)
+    if rules:
+        (directory / "rules.yml").write_text(rules, encoding="utf-8")
     (directory / "prometheus.yml").write_text(config, encoding="utf-8")
     url = f"http://127.0.0.1:{port}"
     running = supervised.pid(PROGRAM)

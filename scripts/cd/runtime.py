@@ -28,6 +28,10 @@ class DriverSettings:
             is not the local driver's.
         urls: ``GITOPS_ML_<ENV>_URL``: an environment's router or gateway when it is served
             elsewhere (the kubernetes driver): what the smoke test and live gate call.
+        alert_for: ``GITOPS_ML_ALERT_FOR``: replaces every alert rule's ``for:`` (tests and
+            the demo, which cannot wait 30 minutes; empty: the rules' own).
+        alert_group_wait: ``GITOPS_ML_ALERT_GROUP_WAIT``: how long Alertmanager gathers a
+            new group's alerts before sending (default ``30s``).
     """
 
     run_root: Path = DEFAULT_RUN_ROOT
@@ -37,6 +41,8 @@ class DriverSettings:
     kubeconfig: str = ""
     prometheus_url: str = ""
     urls: Mapping[str, str] = field(default_factory=dict)
+    alert_for: str = ""
+    alert_group_wait: str = "30s"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DriverSettings:
@@ -59,6 +65,8 @@ class DriverSettings:
                 for key, value in env.items()
                 if key.startswith("GITOPS_ML_") and key.endswith("_URL") and value
             },
+            alert_for=env.get("GITOPS_ML_ALERT_FOR", ""),
+            alert_group_wait=env.get("GITOPS_ML_ALERT_GROUP_WAIT") or "30s",
         )
 
     def run_dir(self, env: str) -> Path:
@@ -98,6 +106,9 @@ class Running:
     experiment_started: float | None = None
     nginx_pid: int | None = None
     prometheus_pid: int | None = None
+    pushgateway_port: int | None = None
+    alertmanager_port: int | None = None
+    relay_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -108,6 +119,16 @@ class Running:
     def prometheus_url(self) -> str:
         """Prometheus's base URL."""
         return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def pushgateway_url(self) -> str:
+        """The Pushgateway the drift job pushes to."""
+        return f"http://127.0.0.1:{self.pushgateway_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        """The Alertmanager Prometheus sends to."""
+        return f"http://127.0.0.1:{self.alertmanager_port}"
 
 
 def load_running(directory: Path) -> Running | None:

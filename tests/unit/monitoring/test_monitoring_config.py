@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from monitoring.drift import prometheus_text
+from pipeline.params import load_params
+from scripts.cd.alerting import render_alertmanager, render_rules
 from scripts.dev.workspace import PROJECT_ROOT
 
 MONITORING = PROJECT_ROOT / "monitoring"
@@ -39,6 +41,7 @@ def known_series() -> set[str]:
 
     names = {metric.name for metric in prometheus_client.REGISTRY.collect()}
     summary = {
+        "window": {"end": "2026-11-30T00:00:00"},
         "columns": {"age": {"score": 0.3, "method": "psi", "drifted": True}},
         "dataset": {"drift_share": 0.1},
         "drift": True,
@@ -128,10 +131,64 @@ def test_every_series_in_rules_and_dashboard_is_exported() -> None:
         assert not unknown, f"{unknown} in {expression!r} is not exported"
 
 
-def test_grafana_and_alertmanager_files_parse() -> None:
+def test_grafana_provisioning_and_kubernetes_scrape_files_parse() -> None:
     for path in [
         *(MONITORING / "grafana" / "provisioning").rglob("*.yml"),
-        MONITORING / "alertmanager" / "alertmanager.yml",
         MONITORING / "prometheus" / "kubernetes-scrape.yml",
     ]:
         assert yaml.safe_load(path.read_text(encoding="utf-8")), path
+
+
+def amtool(path: Path) -> subprocess.CompletedProcess[str]:
+    if shutil.which("amtool") is None:
+        pytest.fail("amtool not found: run `make system-deps` (Debian prometheus-alertmanager)")
+    return subprocess.run(
+        ["amtool", "check-config", str(path)], capture_output=True, text=True, check=False
+    )
+
+
+def test_alertmanager_configs_pass_amtool_and_route_retrain_alerts_to_the_relay(
+    tmp_path: Path,
+) -> None:
+    example = MONITORING / "alertmanager" / "alertmanager.yml"
+    rendered = tmp_path / "alertmanager.yml"
+    rendered.write_text(render_alertmanager(9095, "1s"), encoding="utf-8")
+    for path in (example, rendered):
+        result = amtool(path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout
+    for path in (example, rendered):
+        result = subprocess.run(
+            ["amtool", "config", "routes", "test", f"--config.file={path}", "action=retrain"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.stdout.strip() == "retrain-relay", (path, result.stdout, result.stderr)
+    broken = tmp_path / "broken.yml"
+    broken.write_text(render_alertmanager(9095, "1s").replace("retrain-relay", "x", 1))
+    assert amtool(broken).returncode != 0  # a route to an undefined receiver is refused
+
+
+def test_alert_thresholds_and_persistence_match_the_params() -> None:
+    rule = next(
+        rule
+        for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if rule["alert"] == "DataDriftDetected"
+    )
+    monitoring = load_params().monitoring
+    assert rule["expr"].rstrip().endswith(f"> {monitoring.severe_psi}")
+    assert rule["for"] == f"{monitoring.retraining.persistence_minutes}m"
+    assert rule["labels"]["action"] == "retrain"
+
+
+def test_the_driver_can_shorten_every_rule_for_the_tests_and_keeps_the_rest() -> None:
+    original = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    short = yaml.safe_load(render_rules(RULES, alert_for="2s"))
+    fors = [rule.get("for") for group in short["groups"] for rule in group["rules"]]
+    assert set(fors) == {"2s"}
+    for group in (*original["groups"], *short["groups"]):
+        for rule in group["rules"]:
+            rule.pop("for", None)
+    assert short == original
