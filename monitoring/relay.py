@@ -2,10 +2,11 @@
 
 ``python -m monitoring.relay --port P --repository OWNER/NAME --token-file F`` serves:
 
-* ``POST /alerts`` — Alertmanager's webhook (payload version 4). Every *firing* alert
+* ``POST /alerts`` — Alertmanager's webhook (payload version 4). The *firing* alerts
   labelled ``action="retrain"`` (``DataDriftDetected``: a feature's PSI above
-  ``monitoring.severe_psi`` for ``monitoring.retraining.persistence_minutes``) becomes one
-  ``repository_dispatch`` of type ``drift-alert`` to ``{api}/repos/{repository}/dispatches``;
+  ``monitoring.severe_psi`` for ``monitoring.retraining.persistence_minutes``; one group, so
+  every drifted feature comes in one call) become one ``repository_dispatch`` of type
+  ``drift-alert`` to ``{api}/repos/{repository}/dispatches``;
   GitHub runs ``drift.yml`` on it, on the default branch, for the alerting window (its end is
   the ``window_end`` annotation, from the drift job's own series). The drift job then opens
   the retraining PR, at most one at a time (``monitoring.retrain``). An alert already
@@ -42,23 +43,24 @@ class DispatchError(RuntimeError):
     """GitHub refused or could not be reached; the message says which and why."""
 
 
-def dispatch_payload(alert: dict[str, Any], environment: str) -> dict[str, Any]:
-    """The ``repository_dispatch`` body for one firing alert (at most 10 payload keys)."""
-    labels, annotations = alert.get("labels", {}), alert.get("annotations", {})
-    window_end = annotations.get("window_end", "")
+def dispatch_payload(alerts: list[dict[str, Any]], environment: str) -> dict[str, Any]:
+    """The ``repository_dispatch`` body for firing alerts of one rule (at most 10 keys)."""
+    first = alerts[0]
+    window_end = first.get("annotations", {}).get("window_end", "")
     try:
-        end = dt.datetime.fromtimestamp(float(window_end), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        # The drift job's window is in the runner's local time, as its logs are.
+        end = dt.datetime.fromtimestamp(float(window_end)).strftime("%Y-%m-%dT%H:%M:%S")
     except ValueError:
         end = ""  # no window series: the drift job judges the last window_days
+    features = sorted({a.get("labels", {}).get("feature", "") for a in alerts} - {""})
     return {
         "event_type": EVENT_TYPE,
         "client_payload": {
-            "alert": labels.get("alertname", ""),
-            "feature": labels.get("feature", ""),
+            "alert": first.get("labels", {}).get("alertname", ""),
+            "features": ",".join(features),
             "environment": environment,
-            "since": alert.get("startsAt", ""),
+            "since": min(a.get("startsAt", "") for a in alerts),
             "window_end": end,
-            "fingerprint": alert.get("fingerprint", ""),
         },
     }
 
@@ -87,32 +89,34 @@ class Relay:
             return set()
         return set(json.loads(self.state.read_text(encoding="utf-8")))
 
-    def handle(self, webhook: dict[str, Any]) -> list[str]:
-        """Dispatch each new firing retrain alert; what was done, one line each.
+    def handle(self, webhook: dict[str, Any]) -> str:
+        """One dispatch for the webhook's new firing retrain alerts; what was done.
 
         Raises:
-            DispatchError: When GitHub refused one (the alert stays unsent: retried).
+            DispatchError: When GitHub refused it (the alerts stay unsent: retried).
         """
-        done = []
         with self.lock:
             sent = self.sent()
+            new, repeated = [], []
             for alert in webhook.get("alerts", []):
                 labels = alert.get("labels", {})
                 if alert.get("status") != "firing" or labels.get("action") != RETRAIN_ACTION:
                     continue
                 key = f"{alert.get('fingerprint', '')}@{alert.get('startsAt', '')}"
-                name = f"{labels.get('alertname')}{{feature={labels.get('feature', '')}}}"
-                if key in sent:
-                    done.append(f"{name}: already dispatched")
-                    continue
-                self.dispatch(dispatch_payload(alert, self.environment))
-                sent.add(key)
-                self.state.write_text(json.dumps(sorted(sent)), encoding="utf-8")
-                done.append(f"{name}: dispatched {EVENT_TYPE} to {self.repository}")
-        return done
+                (repeated if key in sent else new).append((key, alert))
+            if not new:
+                return "already dispatched\n" if repeated else "nothing to do\n"
+            body = self.dispatch(dispatch_payload([alert for _, alert in new], self.environment))
+            sent |= {key for key, _ in new}
+            self.state.write_text(json.dumps(sorted(sent)), encoding="utf-8")
+            payload = body["client_payload"]
+            return (
+                f"{payload['alert']} ({payload['features']}): dispatched {EVENT_TYPE} "
+                f"to {self.repository}\n"
+            )
 
-    def dispatch(self, body: dict[str, Any]) -> None:
-        """POST the dispatch; GitHub answers 204."""
+    def dispatch(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST the dispatch (GitHub answers 204); the body sent."""
         try:
             token = self.token_file.read_text(encoding="utf-8").strip()
         except OSError as error:
@@ -138,6 +142,7 @@ class Relay:
             raise DispatchError(f"{self.api} unreachable: {error}") from None
         if status != HTTPStatus.NO_CONTENT:
             raise DispatchError(f"GitHub answered {status}, expected 204")
+        return body
 
 
 def handler_for(relay: Relay) -> type[BaseHTTPRequestHandler]:
@@ -160,14 +165,13 @@ def handler_for(relay: Relay) -> type[BaseHTTPRequestHandler]:
                 self.answer(400, f"not an Alertmanager webhook: {error}\n")
                 return
             try:
-                lines = relay.handle(webhook)
+                done = relay.handle(webhook)
             except DispatchError as error:
                 print(f"relay: dispatch failed (Alertmanager will retry): {error}", flush=True)
                 self.answer(502, f"{error}\n")
                 return
-            for line in lines:
-                print(f"relay: {line}", flush=True)
-            self.answer(200, "".join(f"{line}\n" for line in lines) or "nothing to do\n")
+            print(f"relay: {done}", end="", flush=True)
+            self.answer(200, done)
 
         def answer(self, status: int, text: str) -> None:
             body = text.encode()

@@ -93,7 +93,14 @@ def render_alertmanager(relay_port: int | None, group_wait: str) -> str:
                 ],
             }
         )
-        routes.append({"matchers": ['action="retrain"'], "receiver": "retrain-relay"})
+        # One group for every drifted feature: one dispatch, one retraining run.
+        routes.append(
+            {
+                "matchers": ['action="retrain"'],
+                "receiver": "retrain-relay",
+                "group_by": ["alertname", "environment"],
+            }
+        )
     document = {
         "route": {
             "receiver": "alertmanager-only",

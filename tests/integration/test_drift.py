@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +23,7 @@ from scripts.cd.processes import free_port
 from tests.helpers import Repo, make_repo
 
 pytestmark = pytest.mark.integration
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +153,82 @@ def test_scores_reach_a_real_pushgateway(trained: Repo, tmp_path: Path) -> None:
     finally:
         pushgateway.terminate()
         pushgateway.wait(timeout=10)
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
+    """Poll ``check`` until it returns something; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"no {what} after {timeout:.0f} s")
+
+
+def firing(url: str) -> list[dict[str, Any]]:
+    """Prometheus's firing DataDriftDetected alerts."""
+    _, text = request(f"{url}/api/v1/alerts")
+    alerts = json.loads(text)["data"]["alerts"]
+    return [
+        a
+        for a in alerts
+        if a["labels"]["alertname"] == "DataDriftDetected" and a["state"] == "firing"
+    ]
+
+
+def test_a_drifted_window_fires_the_alert_through_to_a_retraining_dispatch(
+    trained: Repo, tmp_path: Path
+) -> None:
+    # The real stack as the local driver runs it: drift job -> Pushgateway -> Prometheus
+    # (rules.yml, `for:` shortened to 2 s) -> Alertmanager -> relay -> GitHub (stand-in).
+    from scripts.cd import alerting, prometheus
+    from scripts.cd.supervisor import Supervisor
+    from scripts.dev.github_api import github_api, read_dispatches
+
+    token_file = tmp_path / "dispatch-token"
+    token_file.write_text("relay-app-token", encoding="utf-8")
+    supervised = Supervisor(tmp_path / "run")
+    ports = alerting.Ports(free_port(), free_port(), free_port())
+    prometheus_port = free_port()
+    record = tmp_path / "github"
+    with github_api(record, "team/credit-risk", {"relay-app-token": "app"}) as api:
+        try:
+            relay = alerting.RelaySettings("team/credit-risk", token_file, api)
+            alerting.start(supervised, tmp_path / "alerting", ports, relay, "production", "1s")
+            config = prometheus.render(
+                "production", {}, "1s", ports.pushgateway, ports.alertmanager
+            )
+            rules = alerting.render_rules(alert_for="2s")
+            prometheus.start_or_reload(
+                supervised, prometheus_port, config, tmp_path / "prometheus", rules
+            )
+            prometheus_url = f"http://127.0.0.1:{prometheus_port}"
+            _, text = request(f"{prometheus_url}/api/v1/rules")
+            loaded = {r["name"] for g in json.loads(text)["data"]["groups"] for r in g["rules"]}
+            assert "DataDriftDetected" in loaded
+
+            code, summary = judge(
+                trained,
+                window(trained, "covariate", 1000, 7, False),
+                tmp_path / "drift",
+                "--pushgateway",
+                f"127.0.0.1:{ports.pushgateway}",
+            )
+            assert code == ExitCode.FOUND_PROBLEM
+            assert "age" in summary["severe"]["columns"]  # type: ignore[index]
+
+            severe = ",".join(sorted(summary["severe"]["columns"]))  # type: ignore[index]
+            alerts = wait_for(lambda: firing(prometheus_url), "firing DataDriftDetected")
+            assert {a["labels"]["feature"] for a in alerts} == set(severe.split(","))
+            (dispatch,) = wait_for(lambda: read_dispatches(record), "repository_dispatch")
+            assert dispatch["event_type"] == "drift-alert"
+            assert dispatch["token"] == "app"
+            assert dispatch["client_payload"]["features"] == severe
+            assert dispatch["client_payload"]["alert"] == "DataDriftDetected"
+            _, text = request(f"http://127.0.0.1:{ports.alertmanager}/api/v2/alerts")
+            assert sorted(a["labels"]["feature"] for a in json.loads(text)) == severe.split(",")
+            relay_log = (tmp_path / "alerting" / "relay.log").read_text(encoding="utf-8")
+            assert f"DataDriftDetected ({severe}): dispatched drift-alert" in relay_log
+        finally:
+            supervised.shutdown()

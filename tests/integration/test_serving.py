@@ -66,7 +66,8 @@ def test_every_series_exists_at_zero_before_the_first_request(server: Server):
     counts = [
         line for line in text.splitlines() if line.startswith("credit_risk_confidence_count{")
     ]
-    assert len(counts) == 1 and counts[0].endswith(" 0.0"), counts
+    assert len(counts) == 1, counts
+    assert counts[0].endswith(" 0.0"), counts
 
 
 def test_smoke_checks_pass(server: Server):

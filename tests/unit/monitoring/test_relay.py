@@ -50,18 +50,18 @@ def relay(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
 
 def test_a_firing_retrain_alert_is_dispatched_once(relay: tuple[str, Path, Path]) -> None:
     url, _, record = relay
-    status, text = request(f"{url}/alerts", webhook(alert()))
+    status, text = request(f"{url}/alerts", webhook(alert(), alert(feature="income")))
     assert status == 200
-    assert text == f"DataDriftDetected{{feature=age}}: dispatched drift-alert to {REPOSITORY}\n"
+    assert text == f"DataDriftDetected (age,income): dispatched drift-alert to {REPOSITORY}\n"
     # Alertmanager repeats the group (repeat_interval): no second dispatch.
-    status, text = request(f"{url}/alerts", webhook(alert()))
-    assert (status, text) == (200, "DataDriftDetected{feature=age}: already dispatched\n")
+    status, text = request(f"{url}/alerts", webhook(alert(), alert(feature="income")))
+    assert (status, text) == (200, "already dispatched\n")
     (dispatch,) = read_dispatches(record)
     assert dispatch["event_type"] == "drift-alert"
     assert dispatch["token"] == "app"
     payload = dispatch["client_payload"]
     assert payload["alert"] == "DataDriftDetected"
-    assert payload["feature"] == "age"
+    assert payload["features"] == "age,income"
     assert payload["environment"] == "production"
     assert len(payload["window_end"]) == len("2026-11-30T10:00:00")
 
