@@ -97,7 +97,8 @@ class Relay:
         """
         with self.lock:
             sent = self.sent()
-            new, repeated = [], []
+            new: list[tuple[str, dict[str, Any]]] = []
+            repeated: list[tuple[str, dict[str, Any]]] = []
             for alert in webhook.get("alerts", []):
                 labels = alert.get("labels", {})
                 if alert.get("status") != "firing" or labels.get("action") != RETRAIN_ACTION:
