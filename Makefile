@@ -220,16 +220,21 @@ RUN_DIR := $(or $(GITOPS_ML_RUN_DIR),$(HOME)/.local/state/gitops-ml)
 # `$(or)`, not `?=`: a workflow passes an unset repository variable as an empty string.
 PREDICTION_LOGS := $(or $(PREDICTION_LOGS),$(wildcard $(RUN_DIR)/production/logs/predictions/*))
 DRIFT_WINDOW ?=
+# Where the scores go for the alert rules: PUSHGATEWAY, else the local production's.
 PUSHGATEWAY ?=
 WINDOW ?= $(shell date -u +%Y-%m-%d)
 
+# DRIFT_END (environment, e.g. from an alert's repository_dispatch): the judged window ends
+# there instead of now; it reaches the shell as a variable, never as make text.
 .PHONY: drift
 drift: install ## Drift job: window vs training split (reports/drift/); exit 0 no drift or drift, 2 could not run
 	python -m scripts.storage check
 	dvc pull split evaluate
-	python -m monitoring.drift \
+	@pushgateway="$(PUSHGATEWAY)"; \
+	[ -n "$$pushgateway" ] || pushgateway="$$(python -m scripts.deploy url --env production --service pushgateway 2>/dev/null || true)"; \
+	set -x; python -m monitoring.drift \
 	  $(if $(DRIFT_WINDOW),--current "$(DRIFT_WINDOW)",$(foreach d,$(PREDICTION_LOGS),--logs "$(d)")) \
-	  $(if $(PUSHGATEWAY),--pushgateway "$(PUSHGATEWAY)") || [ $$? -eq 1 ]
+	  $${DRIFT_END:+--end "$$DRIFT_END"} $${pushgateway:+--pushgateway "$$pushgateway"} || [ $$? -eq 1 ]
 
 .PHONY: retrain-pr
 retrain-pr: install ## After `make drift`: open the retraining PR (labelled window as new DVC data) when warranted

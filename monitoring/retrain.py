@@ -3,8 +3,10 @@
 When the drift job (``monitoring.drift``) found drift and the window has labelled rows
 (``reports/drift/labelled.parquet``, at least ``monitoring.min_labelled``):
 
-1. branch ``retrain/<window>`` from the current commit — unless a retraining PR (any
-   ``retrain/*`` branch) is open already: at most one at a time, the next window waits;
+1. branch ``retrain/<window>`` from the current commit — unless main's model is younger
+   than ``monitoring.retraining.min_model_age_hours`` (it has barely met the new traffic), or
+   a retraining PR (any ``retrain/*`` branch) is open already: at most one at a time, the
+   next window waits;
 2. the labelled rows become a new DVC-tracked file of ``data.windows_dir`` (``dvc add``,
    ``dvc push``), which the ingest stage appends to the training data;
 3. commit the ``.dvc`` file, push the branch, open the PR with the drift summary as its body,
@@ -50,6 +52,35 @@ def token_note(context: GitHubContext) -> str | None:
     )
 
 
+def model_age_hours(lock: Path = Path("dvc.lock"), now: float | None = None) -> float | None:
+    """Hours since the commit that brought this checkout's model into ``dvc.lock``.
+
+    The model is the export stage's ONNX file (its digest is the model version); the
+    oldest commit whose ``dvc.lock`` change adds that digest is when main got the model.
+    None when git cannot tell (no history, or the lock is not committed).
+    """
+    import time
+
+    import yaml
+
+    try:
+        stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
+        digest = next(
+            out["md5"] for out in stages["export"]["outs"] if out["path"].endswith(".onnx")
+        )
+    except (OSError, KeyError, StopIteration, TypeError):
+        return None
+    found = subprocess.run(
+        ["git", "log", "--format=%ct", "-S", digest, "--", str(lock)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if not found:
+        return None
+    return ((now or time.time()) - int(found[-1])) / 3600
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Open the PR when warranted; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m monitoring.retrain", description=__doc__)
@@ -73,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"retrain: drift ({', '.join(summary['reasons'])}) but {len(labelled)} labelled "
                 f"rows (< monitoring.min_labelled={minimum}): no training data to add, no PR"
+            )
+            return ExitCode.OK
+        age, youngest = model_age_hours(), params.monitoring.retraining.min_model_age_hours
+        if age is not None and age < youngest:
+            print(
+                f"retrain: main's model is {age:.1f} h old (< monitoring.retraining."
+                f"min_model_age_hours={youngest:g}): it has barely met this traffic, no PR"
             )
             return ExitCode.OK
         repo = repository(context)

@@ -11,7 +11,10 @@
   ``.github/act/actions`` (an action without one is an error, not a silent skip); the
   artifact and cache servers bind to 127.0.0.1; event payloads are generated.
 * **GitHub's API**: recording stand-ins for ``cml`` and ``gh`` (``.github/act/bin``) come
-  first on PATH and write what would have been posted to ``<sandbox>/record/github.json``.
+  first on PATH and write what would have been posted to ``<sandbox>/record/github.json``;
+  services that outlive their job (the retraining relay) reach an HTTP stand-in
+  (:mod:`scripts.dev.github_api`) whose accepted ``repository_dispatch`` events
+  ``Sandbox.deliver_dispatches`` turns into runs on main.
 * **Skipped jobs**: act silently skips a job whose label has no mapping. Each workflow runs
   on its own and the jobs that reported a result are compared with the expected ones; a
   missing job fails the run.
@@ -55,6 +58,7 @@ from typing import Any
 
 import yaml
 
+from scripts.dev.github_api import github_api, read_dispatches
 from scripts.dev.runner import cleanup_job, new_tracking_id
 from scripts.dev.s3 import S3Endpoint, S3ServerError, s3_server
 from scripts.dev.workspace import PROJECT_ROOT, copy_project, edit_yaml, tool_env
@@ -83,7 +87,7 @@ RUNNER_LABELS = (
     "deploy",
 )
 USES = re.compile(r"uses:\s*([\w.-]+/[\w.-]+)(?:/[\w./-]+)?@([0-9a-f]{40})")
-EVENT_TRIGGERS = {"pull_request", "push", "schedule", "workflow_dispatch"}
+EVENT_TRIGGERS = {"pull_request", "push", "schedule", "workflow_dispatch", "repository_dispatch"}
 REPOSITORY = "gitops-ml/sandbox"
 ACT_TIMEOUT_S = 1800
 # How many rounds of events made by workflow runs the dispatcher follows.
@@ -93,6 +97,9 @@ MAX_FOLLOW_UPS = 5
 WORKFLOW_TOKEN = "act-sandbox-token"
 # A fork's pull request gets a read-only GITHUB_TOKEN and no other secret.
 READ_ONLY_TOKEN = "act-sandbox-read-only-token"
+# What the deploy runner gives the retraining relay (a file, GITOPS_ML_DISPATCH_TOKEN_FILE):
+# a token the GitHub API stand-in knows as an App's.
+DISPATCH_TOKEN = "act-sandbox-dispatch-token"
 FORK = "someone/sandbox"
 # Repository settings as a new repository has them (Settings -> Actions -> General).
 DEFAULT_SETTINGS = {"actions_can_create_pull_requests": False}
@@ -164,9 +171,10 @@ def _matches(patterns: Iterable[str], value: str) -> bool:
 def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: str) -> list[str]:
     """Workflow files GitHub starts for ``event`` on ``branch`` changing ``changed`` files.
 
-    ``branch`` is the pushed branch (push) or the base branch (pull_request). ``branches``,
-    ``paths`` and ``paths-ignore`` filter as on GitHub ("Workflow syntax", filter pattern
-    cheat sheet); act ignores them, so the harness decides which workflows run.
+    ``branch`` is the pushed branch (push) or the base branch (pull_request); for a
+    ``repository_dispatch``, ``changed`` holds its event_type, which ``types`` filters.
+    ``branches``, ``paths`` and ``paths-ignore`` filter as on GitHub ("Workflow syntax",
+    filter pattern cheat sheet); act ignores them, so the harness decides which run.
     """
     started = []
     for path in sorted(root.glob(".github/workflows/*.yml")):
@@ -174,6 +182,12 @@ def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: 
         if event not in config:
             continue
         filters = config[event] or {}
+        if "types" in filters and event == "repository_dispatch":
+            # `types` filters a dispatch's event_type; the harness passes it as `changed`.
+            if not set(filters["types"]) & set(changed):
+                continue
+            started.append(path.name)
+            continue
         if "branches" in filters and not _matches(filters["branches"], branch):
             continue
         if "paths" in filters and not any(_matches(filters["paths"], f) for f in changed):
@@ -538,6 +552,10 @@ class Sandbox:
     storage_env: dict[str, str] = field(default_factory=dict)
     # Open pull requests people opened here: head branch -> number.
     pull_requests: dict[str, int] = field(default_factory=dict)
+    # The GitHub API stand-in over HTTP (scripts/dev/github_api.py), for services.
+    api_url: str = ""
+    # Repository dispatches already turned into workflow runs.
+    dispatches_delivered: int = 0
     # Workflows the dispatcher never starts, each with why.
     skip: dict[str, str] = field(
         default_factory=lambda: {"ci.yml": "runs make test, i.e. the suite that runs the harness"}
@@ -657,6 +675,13 @@ class Sandbox:
             return {"schedule": fields.get("cron", "0 6 * * *"), "repository": repository}
         if event == "workflow_dispatch":
             return {"inputs": fields.get("inputs", {}), "repository": repository}
+        if event == "repository_dispatch":
+            return {
+                "action": fields.get("event_type", ""),
+                "branch": "main",
+                "client_payload": fields.get("client_payload", {}),
+                "repository": repository,
+            }
         raise ActError(f"no payload for event {event!r} (one of {sorted(EVENT_TRIGGERS)})")
 
     def origin_git(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -726,10 +751,11 @@ class Sandbox:
                 "environment; GitHub holds the run until someone approves it"
             )
         self.approved.clear()
-        if event == "schedule":
-            # Scheduled runs use the latest commit of the default branch (GitHub docs,
-            # "Events that trigger workflows: schedule"), whatever a person has checked out.
+        if event in {"schedule", "repository_dispatch"}:
+            # Both run on the latest commit of the default branch (GitHub docs, "Events that
+            # trigger workflows": schedule, repository_dispatch), whatever is checked out.
             self.git("checkout", "-q", "main")
+            self.git("reset", "-q", "--hard", "origin/main")
         fork = event == "pull_request" and bool(payload.get("fork"))
         variables = {**self.variables, **(variables or {})}
         if event == "pull_request":
@@ -795,6 +821,10 @@ class Sandbox:
             "GITOPS_ML_ORIGIN": str(self.root / "origin.git"),
             "GITOPS_ML_CACHE_STORE": str(self.root / "cache-store"),
             "GITOPS_ML_RELAXED": ",".join(sorted(self.relaxed)),
+            # The deploy runner's setup for the retraining relay (README, "Alert-triggered
+            # retraining"): a token file, and here the GitHub API stand-in's URL.
+            "GITOPS_ML_DISPATCH_TOKEN_FILE": str(self.root / "dispatch-token"),
+            "GITOPS_ML_GITHUB_API": self.api_url,
         }
         # A scenario's own settings win (e.g. another machine's run directory and ports).
         job_env = self.env(**{**harness, **self.job_env, **(env or {})})
@@ -880,6 +910,49 @@ class Sandbox:
             self.git("checkout", "-q", "-B", pull["head"], f"origin/{pull['head']}")
             runs += self._pull_request_runs(pull["head"], int(pull["number"]), pull["base"])
         return runs
+
+    def dispatches(self) -> list[dict[str, Any]]:
+        """Every repository_dispatch the GitHub API stand-in accepted."""
+        return read_dispatches(self.record)
+
+    def deliver_dispatches(self) -> list[ActRun]:
+        """Start what GitHub would for the dispatches made since the last delivery.
+
+        Each runs the default branch's workflows whose ``repository_dispatch`` types
+        include its event_type (a dispatch made even with a workflow's GITHUB_TOKEN starts
+        them); then whatever those runs started in turn.
+        """
+
+        def runs() -> list[ActRun]:
+            started: list[ActRun] = []
+            new = self.dispatches()[self.dispatches_delivered :]
+            self.dispatches_delivered += len(new)
+            for dispatch in new:
+                names = triggered_workflows(
+                    self.work, "repository_dispatch", [dispatch["event_type"]], "main"
+                )
+                started += [
+                    self.act(
+                        "repository_dispatch",
+                        name,
+                        event_type=dispatch["event_type"],
+                        client_payload=dispatch["client_payload"],
+                    )
+                    for name in names
+                    if name not in self.skip
+                ]
+            return started
+
+        return self._with_follow_ups(runs)
+
+    def close_pull_request(self, branch: str) -> None:
+        """A person closes the open PR from ``branch`` without merging it."""
+        self.pull_requests.pop(branch, None)
+        state = self.github()
+        for pull in state["pulls"]:
+            if pull["head"] == branch and pull.get("state") == "open":
+                pull["state"] = "closed"
+        (self.record / "github.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
 
     def open_pull_request_number(self, branch: str) -> int | None:
         """The number of the open PR from ``branch``, opened here or by a workflow."""
@@ -1085,6 +1158,10 @@ def create_sandbox(
     sandbox.git("remote", "add", "origin", str(origin))
     sandbox.git("fetch", "-q", "origin")
     sandbox.git("branch", "-q", "--set-upstream-to=origin/main", "main")
+    (root / "dispatch-token").write_text(DISPATCH_TOKEN, encoding="utf-8")
+    tokens = {DISPATCH_TOKEN: "app", WORKFLOW_TOKEN: "workflow", READ_ONLY_TOKEN: "read-only"}
+    api = github_api(sandbox.record, REPOSITORY, tokens)
+    sandbox.api_url = api.__enter__()  # a daemon thread, gone with the process
     return sandbox
 
 

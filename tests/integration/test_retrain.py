@@ -64,6 +64,15 @@ def test_drifted_window_opens_one_retraining_pr_and_retraining_recovers(tmp_path
     judged = run(sys.executable, "-m", "monitoring.drift", "--current", str(window_file))
     assert judged.returncode == 1, judged.stdout + judged.stderr
     assert "performance drop" in judged.stdout
+    # Main's model arrived minutes ago: too young to retrain (default 24 h).
+    young = run(sys.executable, "-m", "monitoring.retrain", "--window", "w0")
+    assert young.returncode == 0, young.stderr
+    assert "main's model is 0.0 h old (< monitoring.retraining.min_model_age_hours=24)" in (
+        young.stdout
+    )
+    assert sandbox.github()["pulls"] == []
+    sandbox.set_params({"monitoring.retraining.min_model_age_hours": 0})
+    sandbox.commit_all("Retrain whatever the model's age")
     opened = run(sys.executable, "-m", "monitoring.retrain", "--window", "w1")
     assert opened.returncode == 0, opened.stderr
     assert "opened https://github.invalid/gitops-ml/sandbox/pull/100" in opened.stdout
@@ -75,7 +84,7 @@ def test_drifted_window_opens_one_retraining_pr_and_retraining_recovers(tmp_path
         assert "a retraining PR is already open (https://github.invalid/" in again.stdout
     (pull,) = sandbox.github()["pulls"]
     assert pull["head"] == "retrain/w1"
-    assert pull["body"].startswith("## Drift report: DRIFT — performance drop")
+    assert pull["body"].startswith("## Drift report: DRIFT: performance drop")
     shown = subprocess.run(
         ["git", "--git-dir", str(sandbox.root / "origin.git"), "show", "--stat", "retrain/w1"],
         capture_output=True,

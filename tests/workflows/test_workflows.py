@@ -107,13 +107,18 @@ def configured(box: Sandbox) -> Iterator[Sandbox]:
     box.secrets["GITOPS_APP_KEY"] = "-----BEGIN PRIVATE KEY----- (act sandbox)"
     # Every GitHub rule the harness models holds: the job-end cleanup, and no PR made with
     # GITHUB_TOKEN (the repository setting stays off, as README says).
-    box.set_params(WEAK)
+    # Retraining whatever main's model's age: the scenarios' models are minutes old.
+    box.set_params({**WEAK, "monitoring.retraining.min_model_age_hours": 0})
     box.commit_all("A weak first model")
     box.baseline()
     box.job_env.update(
         GITOPS_ML_STAGING_PORT=str(free_port()),
         GITOPS_ML_PRODUCTION_PORT=str(free_port()),
         GITOPS_ML_SCRAPE_INTERVAL="1s",
+        # The deploy runner's Prometheus holds alerts 2 s instead of 30 min (promtool tests
+        # the real durations); Alertmanager sends a new group after 1 s.
+        GITOPS_ML_ALERT_FOR="2s",
+        GITOPS_ML_ALERT_GROUP_WAIT="1s",
     )
     yield box
     box.stop_deployments()
@@ -378,6 +383,75 @@ def test_h_daily_drift_job_opens_a_retraining_pr(sandbox: Sandbox, tmp_path: Pat
     assert artifacts
     shown = origin_git(sandbox, "show", "--stat", "retrain/act-window")
     assert "data/external/windows/act-window.parquet.dvc" in shown
+
+
+def test_l_a_persisting_drift_alert_opens_the_retraining_pr_through_a_dispatch(
+    sandbox: Sandbox,
+) -> None:
+    # Drifted, labelled traffic through production; the drift job on the production
+    # machine pushes its scores; Prometheus's DataDriftDetected holds, Alertmanager sends it
+    # to the relay the deploy started, and the relay asks GitHub for a repository_dispatch.
+    production = deployment(sandbox, "production")
+    assert production is not None
+    status = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "scripts.deploy", "status", "--env", "production"],
+            cwd=sandbox.work,
+            env=sandbox.env(GITOPS_ML_RUN_DIR=str(sandbox.run_dir)),
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    )
+    assert (status["relay"]["alive"], status["alertmanager"]["alive"]) == (True, True), status
+    simulate(
+        f"http://127.0.0.1:{production['router_port']}",
+        rows=1500,
+        users=300,
+        feedback_fraction=0.5,
+        seed=41,
+        drift="covariate",
+    )
+    sandbox.git("checkout", "-q", "main")
+    drift = subprocess.run(
+        ["make", "drift"],
+        cwd=sandbox.work,
+        env=sandbox.env(
+            VENV=sys.prefix, GITOPS_ML_RUN_DIR=str(sandbox.run_dir), **sandbox.storage_env
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
+    assert "--pushgateway http://127.0.0.1:" in drift.stderr  # the production's, by default
+    assert "severe feature drift (age PSI" in drift.stdout
+    deadline = time.monotonic() + 90
+    while not sandbox.dispatches() and time.monotonic() < deadline:
+        time.sleep(1)
+    (dispatch,) = sandbox.dispatches()
+    assert (dispatch["event_type"], dispatch["token"]) == ("drift-alert", "app")
+    assert "age" in dispatch["client_payload"]["features"].split(",")
+    # Scenario h's retraining PR is still open: a person closes it (at most one at a time).
+    sandbox.close_pull_request("retrain/act-window")
+    runs = sandbox.deliver_dispatches()
+    alerted, *followed = runs
+    assert (alerted.workflow, alerted.event) == ("drift.yml", "repository_dispatch")
+    assert alerted.ok, explain(alerted)
+    end = dispatch["client_payload"]["window_end"]
+    assert f"--end {end}" in alerted.output("drift")  # the alerting window, from the payload
+    (pull,) = [
+        p
+        for p in sandbox.github()["pulls"]
+        if p["head"].startswith("retrain/") and p["state"] == "open"
+    ]
+    assert (pull["token"], pull["triggers_workflows"]) == ("app", True)
+    assert pull["body"].startswith("## Drift report: DRIFT: ")
+    # GitHub runs train.yml on it: the retrained model meets the same gates as any PR.
+    trained = [run for run in followed if run.workflow == "train.yml"]
+    assert trained, [run.summary() for run in runs]
+    assert "train" in trained[0].jobs, explain(trained[0])
+    assert comments(sandbox, int(pull["number"])), "the retraining PR got no report"
 
 
 def test_e_failing_gates_on_main_deploy_nothing(sandbox: Sandbox) -> None:
