@@ -304,6 +304,10 @@ bench-pipeline: install ## Benchmark the pipeline: full run, no-op repro vs dvc 
 bench-workflows: install ## Benchmark scenario (a): train.yml under act vs its commands run directly
 	python -m scripts.dev.bench_workflows
 
+.PHONY: bench-drift
+bench-drift: repro ## Benchmark the drift job on 100k/1M/10M-row windows (time, peak RSS) vs reading them whole
+	python -m scripts.dev.bench_drift
+
 .PHONY: bench-restore
 bench-restore: install s3-server-env ## A fresh clone restored from the S3 remote vs a full retrain
 	python -m scripts.dev.bench_restore

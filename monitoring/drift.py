@@ -67,11 +67,79 @@ class DriftJobError(RuntimeError):
 
 @dataclass(frozen=True)
 class Window:
-    """The production rows to judge, with labels where feedback arrived."""
+    """The production rows to judge, with labels where feedback arrived.
+
+    ``rows`` is the window's size when ``frame`` is a sample of it (a table sampled while
+    read); ``labelled`` then names the file its labelled rows were streamed to.
+    """
 
     frame: pd.DataFrame
     start: str | None
     end: str | None
+    rows: int | None = None
+    labelled: Path | None = None
+
+
+READ_BATCH_ROWS = 262_144
+
+
+def sample_parquet(
+    path: Path, schema: SchemaParams, settings: MonitoringParams, labelled_out: Path
+) -> Window:
+    """A prepared Parquet window, sampled while read: memory bounded by one batch.
+
+    ``max_rows`` rows are drawn uniformly without replacement (seeded: ``seed``) from the
+    window's columns the job uses; every labelled row is streamed to ``labelled_out`` for
+    the retraining PR. A 10-million-row window never sits in memory whole.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(path)
+    total = table.metadata.num_rows
+    wanted = [
+        *([schema.event_time] if schema.event_time else []),
+        *schema.features,
+        schema.target,
+        PROBABILITY,
+        "prediction",
+    ]
+    columns = [c for c in wanted if c in table.schema_arrow.names]
+    keep = np.sort(
+        np.random.default_rng(settings.seed).choice(
+            total, size=min(settings.max_rows, total), replace=False
+        )
+    )
+    sampled, offset, writer = [], 0, None
+    temporary = labelled_out.with_suffix(".tmp")
+    labelled_columns = [c for c in columns if c not in (PROBABILITY, "prediction")]
+    try:
+        for batch in table.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
+            low, high = np.searchsorted(keep, [offset, offset + batch.num_rows])
+            if high > low:
+                sampled.append(batch.take(pa.array(keep[low:high] - offset)))
+            if schema.target in columns:
+                labelled = batch.select(labelled_columns).filter(
+                    pc.is_valid(batch.column(schema.target))
+                )
+                if labelled.num_rows:
+                    if writer is None:
+                        temporary.parent.mkdir(parents=True, exist_ok=True)
+                        writer = pq.ParquetWriter(temporary, labelled.schema)
+                    writer.write_batch(labelled)
+            offset += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        temporary.replace(labelled_out)
+    else:
+        labelled_out.unlink(missing_ok=True)
+    selected = pa.schema([table.schema_arrow.field(column) for column in columns])
+    frame = pa.Table.from_batches(sampled, schema=selected).to_pandas()
+    return Window(frame, None, None, total, labelled_out if writer is not None else None)
 
 
 def load_window(
@@ -441,14 +509,14 @@ def judge(
         DriftJobError: The window is too small or lacks feature columns.
     """
     settings, schema = params.monitoring, params.data.schema
-    rows = len(window.frame)
+    rows = window.rows if window.rows is not None else len(window.frame)
     if rows < settings.min_rows:
         raise DriftJobError(
             f"window has {rows} rows, fewer than monitoring.min_rows={settings.min_rows}: "
             "no verdict on a window this small"
         )
     current = window.frame
-    if rows > settings.max_rows:
+    if len(current) > settings.max_rows:
         current = current.sample(settings.max_rows, random_state=settings.seed)
     if len(reference) > settings.max_rows:
         reference = reference.sample(settings.max_rows, random_state=settings.seed)
@@ -483,6 +551,7 @@ def write_outputs(result: DriftResult, window: Window, schema: SchemaParams, out
         The summary's Markdown (for the job summary).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "labelled.parquet").unlink(missing_ok=True)  # an earlier window's
     result.snapshot.save_html(str(out_dir / "report.html"))
     if result.prediction_snapshot is not None:
         result.prediction_snapshot.save_html(str(out_dir / "prediction.html"))
@@ -490,7 +559,9 @@ def write_outputs(result: DriftResult, window: Window, schema: SchemaParams, out
     labelled = (
         window.frame.dropna(subset=[schema.target]) if schema.target in window.frame else None
     )
-    if labelled is not None and not labelled.empty:
+    if window.labelled is not None:
+        window.labelled.replace(out_dir / "labelled.parquet")  # streamed while read
+    elif labelled is not None and not labelled.empty:
         # The retraining PR adds these rows to the training data (monitoring/retrain.py).
         columns = [*([schema.event_time] if schema.event_time else []), *schema.features]
         columns.append(schema.target)
@@ -541,7 +612,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        if args.current is not None:
+        if args.current is not None and args.current.suffix.lower() == ".parquet":
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+            window = sample_parquet(
+                args.current,
+                params.data.schema,
+                params.monitoring,
+                args.out_dir / "labelled.streamed.parquet",
+            )
+        elif args.current is not None:
             window = Window(read_table(args.current), None, None)
         else:
             end = args.end or dt.datetime.now()
