@@ -272,7 +272,7 @@ class DriftTest(_Frozen):
 
 
 class RetrainingParams(_Frozen):
-    """When drift opens a retraining PR (``monitoring.retraining``; docs/monitoring.md)."""
+    """When drift opens a retraining PR (``monitoring.retraining``; README, "Monitoring")."""
 
     # How long DataDriftDetected must hold before it asks for retraining: the rule's
     # ``for:`` in monitoring/prometheus/rules.yml (a test keeps the two equal).

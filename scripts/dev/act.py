@@ -58,7 +58,7 @@ from typing import Any
 
 import yaml
 
-from scripts.dev.github_api import github_api, read_dispatches
+from scripts.dev.github_api import read_dispatches, serve, url_of
 from scripts.dev.runner import cleanup_job, new_tracking_id
 from scripts.dev.s3 import S3Endpoint, S3ServerError, s3_server
 from scripts.dev.workspace import PROJECT_ROOT, copy_project, edit_yaml, tool_env
@@ -554,6 +554,7 @@ class Sandbox:
     pull_requests: dict[str, int] = field(default_factory=dict)
     # The GitHub API stand-in over HTTP (scripts/dev/github_api.py), for services.
     api_url: str = ""
+    api_server: Any = None
     # Repository dispatches already turned into workflow runs.
     dispatches_delivered: int = 0
     # Workflows the dispatcher never starts, each with why.
@@ -1160,8 +1161,10 @@ def create_sandbox(
     sandbox.git("branch", "-q", "--set-upstream-to=origin/main", "main")
     (root / "dispatch-token").write_text(DISPATCH_TOKEN, encoding="utf-8")
     tokens = {DISPATCH_TOKEN: "app", WORKFLOW_TOKEN: "workflow", READ_ONLY_TOKEN: "read-only"}
-    api = github_api(sandbox.record, REPOSITORY, tokens)
-    sandbox.api_url = api.__enter__()  # a daemon thread, gone with the process
+    # Serves for the sandbox's life (a daemon thread, gone with the process): the relay may
+    # dispatch long after the run that deployed it.
+    sandbox.api_server = serve(sandbox.record, REPOSITORY, tokens)
+    sandbox.api_url = url_of(sandbox.api_server)
     return sandbox
 
 

@@ -8,7 +8,9 @@ built, on copies of the state files under ``.demo/`` (the tracked ones are not t
    project sharing this checkout's DVC cache, so only evaluate/export rerun);
 3. **production**: the Bento as champion, the challenger at the split of the demo's state;
 4. simulated traffic with labels (``scripts.dev.traffic``), feedback for every prediction;
-5. the **decision** (``scripts.promote``) and the state file's change, shown as a diff.
+5. the **decision** (``scripts.promote``) and the state file's change, shown as a diff;
+6. the **drift act** (:mod:`scripts.dev.demo_drift`): drifted traffic, the drift job, the
+   alert through Alertmanager and the relay, and the retraining PR it leads to.
 
 Everything is stopped at the end unless ``--keep``.
 """
@@ -34,6 +36,7 @@ from scripts.cd.errors import DeliveryError
 from scripts.cd.reconcile import release
 from scripts.cd.runtime import DriverSettings
 from scripts.cd.state import load_state
+from scripts.dev import demo_drift
 from scripts.dev.traffic import simulate
 from scripts.dev.workspace import PROJECT_ROOT, copy_project, edit_yaml, tool_env
 
@@ -81,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     edit_yaml(
         production, {"experiment.min_samples_per_arm": 200, "experiment.challenger_weight": 50}
     )
+    shutil.rmtree(DEMO / "github", ignore_errors=True)
+    github = demo_drift.github(DEMO / "github")  # before the deploys: the relay's settings
     settings = DriverSettings.from_env()
     try:
         for env in ("staging", "production"):
@@ -128,8 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if decided != experiment:
             print("== 6. reconcile production to the decided state")
             local_driver.apply(settings, load_state(production))
+        running = local_driver.running_or_fail(settings, "production")
+        demo_drift.act(
+            github,
+            running.url,
+            running.pushgateway_url,
+            settings.run_dir("production") / "logs" / "predictions",
+            DEMO / "drift",
+        )
         return code
-    except (DeliveryError, subprocess.CalledProcessError, OSError) as error:
+    except (DeliveryError, subprocess.CalledProcessError, OSError, TimeoutError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return 1
     finally:

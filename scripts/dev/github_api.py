@@ -115,15 +115,28 @@ def handler_for(record: Path, repository: str, tokens: Mapping[str, str]) -> typ
     return Handler
 
 
-@contextmanager
-def github_api(record: Path, repository: str, tokens: Mapping[str, str]) -> Iterator[str]:
-    """Serve the stand-in on a free loopback port for the block; yields its base URL."""
+def serve(record: Path, repository: str, tokens: Mapping[str, str]) -> ThreadingHTTPServer:
+    """Start the stand-in on a free loopback port, in a daemon thread; the server.
+
+    Its base URL is ``http://127.0.0.1:<server.server_address[1]>``; ``shutdown()`` stops it.
+    """
     record.mkdir(parents=True, exist_ok=True)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(record, repository, tokens))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def url_of(server: ThreadingHTTPServer) -> str:
+    """The stand-in's base URL."""
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@contextmanager
+def github_api(record: Path, repository: str, tokens: Mapping[str, str]) -> Iterator[str]:
+    """Serve the stand-in for the block; yields its base URL."""
+    server = serve(record, repository, tokens)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield url_of(server)
     finally:
         server.shutdown()
         server.server_close()

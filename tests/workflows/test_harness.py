@@ -219,3 +219,36 @@ def test_a_cache_restores_on_its_key_or_restore_keys_and_saves_after_a_successfu
     }
     assert not any((stored["never-v1"] / "paths" / "0").iterdir())
     assert (stored["deps-v2"] / "paths" / "0" / "file").read_text() == "v2\n"
+
+
+def test_the_sandboxs_github_api_serves_for_its_life_with_githubs_dispatch_rules(
+    tmp_path: Path,
+) -> None:
+    # The relay dispatches long after the run that deployed it: the stand-in must still
+    # answer once create_sandbox has returned and its locals are gone.
+    import gc
+
+    from scripts.cd.checks import request
+    from scripts.dev.act import DISPATCH_TOKEN, READ_ONLY_TOKEN, REPOSITORY, create_sandbox
+
+    sandbox = create_sandbox(tmp_path / "sandbox")
+    gc.collect()
+    url = f"{sandbox.api_url}/repos/{REPOSITORY}/dispatches"
+    body = {"event_type": "drift-alert", "client_payload": {"features": "age"}}
+
+    def dispatch(token: str, payload: object = body) -> int:
+        return request(url, payload, headers={"Authorization": f"Bearer {token}"})[0]
+
+    assert dispatch(READ_ONLY_TOKEN) == 403
+    assert dispatch("not-a-token") == 401
+    assert dispatch(DISPATCH_TOKEN, {"event_type": "x" * 101}) == 422
+    assert dispatch(DISPATCH_TOKEN) == 204
+    assert [(d["event_type"], d["token"]) for d in sandbox.dispatches()] == [("drift-alert", "app")]
+    assert (
+        request(
+            url.replace(REPOSITORY, "someone/else"),
+            body,
+            headers={"Authorization": f"Bearer {DISPATCH_TOKEN}"},
+        )[0]
+        == 404
+    )

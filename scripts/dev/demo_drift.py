@@ -1,0 +1,124 @@
+"""The drift act of ``make demo``: drifted traffic → drift job → alert → retraining PR.
+
+Run by :mod:`scripts.dev.demo_ab` after its A/B decision, against the same production:
+
+1. a **stand-in GitHub** is set up before production is deployed: a sandbox clone with a bare
+   ``origin`` and the recording GitHub stand-ins (:mod:`scripts.dev.act`), so the relay the
+   deploy starts has an API to dispatch to and the retraining PR somewhere to go;
+2. **drifted, labelled traffic** (younger applicants: ``--drift covariate``) through the
+   production router;
+3. the **drift job** on that window (``python -m monitoring.drift``), which pushes its scores
+   to production's Pushgateway; its report and summary are printed;
+4. Prometheus's ``DataDriftDetected`` holds (2 s here instead of 30 min), Alertmanager sends
+   it to the **relay**, which dispatches ``drift-alert`` to GitHub;
+5. what ``drift.yml`` then does on GitHub: the **retraining PR** (``monitoring.retrain``) in
+   the sandbox, with the drift summary as its body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from scripts.dev.act import DISPATCH_TOKEN, REPOSITORY, STANDINS, Sandbox, create_sandbox
+from scripts.dev.traffic import simulate
+from scripts.dev.workspace import PROJECT_ROOT, edit_yaml
+
+WINDOW = "demo-drift"
+
+
+def github(root: Path) -> Sandbox:
+    """The stand-in GitHub, and the environment the deploy gives the relay."""
+    sandbox = create_sandbox(root)
+    # The demo's model is minutes old: retrain whatever its age.
+    edit_yaml(sandbox.work / "params.yaml", {"monitoring.retraining.min_model_age_hours": 0})
+    sandbox.commit_all("Demo: retrain whatever the model's age")
+    sandbox.push("main")
+    os.environ.update(
+        {
+            "GITOPS_ML_DISPATCH_TOKEN_FILE": str(root / "dispatch-token"),
+            "GITOPS_ML_GITHUB_API": sandbox.api_url,
+            "GITHUB_REPOSITORY": REPOSITORY,
+            # The rules hold 2 s instead of 30 min; Alertmanager sends after 1 s.
+            "GITOPS_ML_ALERT_FOR": "2s",
+            "GITOPS_ML_ALERT_GROUP_WAIT": "1s",
+        }
+    )
+    return sandbox
+
+
+def wait_for_dispatch(sandbox: Sandbox, timeout: float = 90.0) -> dict[str, Any]:
+    """The relay's first repository_dispatch.
+
+    Raises:
+        TimeoutError: When none arrives within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dispatches = sandbox.dispatches()
+        if dispatches:
+            return dispatches[0]
+        time.sleep(0.5)
+    raise TimeoutError(f"no repository_dispatch from the relay within {timeout:.0f} s")
+
+
+def act(sandbox: Sandbox, router: str, pushgateway: str, logs: Path, out: Path) -> None:
+    """Steps 2-5 of the module docstring.
+
+    Raises:
+        subprocess.CalledProcessError: When the drift job could not run or the PR failed.
+        TimeoutError: When the alert never reached GitHub.
+    """
+    start = dt.datetime.now()
+    print("== 7. drifted traffic: younger applicants, half of them labelled later")
+    print(simulate(router, 1500, 300, 0.5, seed=23, drift="covariate").as_dict())
+    print("== 8. the drift job on that window (python -m monitoring.drift)")
+    job = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitoring.drift",
+            *(f"--logs={log}" for log in sorted(logs.glob("*"))),
+            f"--start={start.isoformat()}",
+            f"--pushgateway={pushgateway}",
+            f"--out-dir={out}",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(job.stdout, end="")
+    if job.returncode not in (0, 1):
+        raise subprocess.CalledProcessError(job.returncode, job.args, job.stdout, job.stderr)
+    print(f"report: {out / 'report.html'}; summary: {out / 'summary.md'}")
+    print("== 9. DataDriftDetected -> Alertmanager -> relay -> GitHub (repository_dispatch)")
+    dispatch = wait_for_dispatch(sandbox)
+    print(f"dispatched {dispatch['event_type']}: {dispatch['client_payload']}")
+    print("== 10. what drift.yml does on that dispatch: the retraining PR")
+    env = {
+        **sandbox.env(),
+        "PATH": f"{STANDINS / 'bin'}{os.pathsep}{sandbox.env()['PATH']}",
+        "GITOPS_ML_RECORD": str(sandbox.record),
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "GH_TOKEN": DISPATCH_TOKEN,
+        "GITOPS_ML_RETRAIN_TOKEN_KIND": "app",
+    }
+    opened = subprocess.run(
+        [sys.executable, "-m", "monitoring.retrain", f"--drift-dir={out}", f"--window={WINDOW}"],
+        cwd=sandbox.work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(opened.stdout, end="")
+    if opened.returncode != 0:
+        raise subprocess.CalledProcessError(opened.returncode, opened.args, "", opened.stderr)
+    for pull in sandbox.github()["pulls"]:
+        print(f"PR #{pull['number']} {pull['head']} -> {pull['base']}: {pull['title']}")
