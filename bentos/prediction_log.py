@@ -71,9 +71,16 @@ def in_window(
 
 
 def select(frame: pd.DataFrame, event: str) -> pd.DataFrame:
-    """The records of one event (:data:`PREDICTION_EVENT` or :data:`FEEDBACK_EVENT`)."""
+    """The records of one event (:data:`PREDICTION_EVENT` or :data:`FEEDBACK_EVENT`).
+
+    Only the columns that event fills: an empty result has none, so concatenating the
+    selections of several logs never brings another event's columns (a ``label`` of the
+    feedback among the predictions).
+    """
+    import pandas as pd
+
     if frame.empty:
-        return frame
+        return pd.DataFrame()
     rows = frame[frame["event"] == event].drop(columns="event")
     return rows.dropna(axis="columns", how="all").reset_index(drop=True)
 

@@ -345,6 +345,8 @@ def status(settings: DriverSettings, env: str) -> dict[str, Any]:
 def down(settings: DriverSettings, env: str) -> None:
     """Stop everything the environment runs (its supervisord too) and forget it."""
     directory = settings.run_dir(env)
-    supervisor(settings, env).shutdown()
+    # Forget the programs too: a later apply chooses new ports, and a supervisord started
+    # on the old files would bring back services on the old ones.
+    supervisor(settings, env).shutdown(forget=True)
     (directory / "running.json").unlink(missing_ok=True)
     print(f"deploy: {env} stopped")

@@ -274,8 +274,15 @@ files = {_escape(str(d / "programs"))}/*.conf
         """Send a signal to a program (e.g. HUP: nginx reloads its configuration)."""
         self.ctl("signal", signal_name, name)
 
-    def shutdown(self) -> None:
-        """Stop every program and supervisord itself."""
+    def shutdown(self, forget: bool = False) -> None:
+        """Stop every program and supervisord itself; ``forget``: delete their files too.
+
+        Without ``forget`` the program files stay, so the next supervisord starts the same
+        services on the same ports (a rebooted machine comes back as it was).
+        """
+        if forget:
+            for program in (self.directory / "programs").glob("*.conf"):
+                program.unlink()
         if not self.running():
             return
         pid_file = self.directory / "supervisord.pid"
