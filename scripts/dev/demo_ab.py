@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for env in ("staging", "production"):
             local_driver.down(settings, env)
+        # A fresh start: an earlier demo's alert state (Prometheus restores it, Alertmanager
+        # and the relay remember what they sent) would be taken for this one's.
+        shutil.rmtree(DEMO / "run", ignore_errors=True)
         print("== 1. staging")
         release(settings, "staging", args.bento_file, states)
         staging = local_driver.running_or_fail(settings, "staging")
