@@ -9,7 +9,8 @@ over the rounds. Per server and point it prints the medians over rounds of req/s
 p50/p95/p99 latency, the total requests and errors, then the ratios.
 
 Then a sustained load on the Bento alone: ``--sustain`` seconds (default 30) at 80 % of
-its peak rate (paced with wrk's Lua ``delay``), counting what was answered against what
+its peak rate (paced with wrk's Lua ``delay``: exponential waits, so the connections'
+requests arrive spread out rather than in bursts), counting what was answered against what
 the service counted (``credit_risk_predictions_total``) and the rows its prediction log
 holds: none may be lost.
 
@@ -45,8 +46,17 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{body}'
 pause_ms = {pause_ms}
+threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+function init(args)
+  math.randomseed(1000 * (id or 0) + os.time())
+end
 if pause_ms > 0 then
-  delay = function() return pause_ms end
+  -- Exponential waits: the connections do not fall into step (bursts of 32 at once).
+  delay = function() return math.floor(-math.log(1 - math.random()) * pause_ms + 0.5) end
 end
 done = function(summary, latency, requests)
   local e = summary.errors
