@@ -22,6 +22,7 @@ Environment: ``GITOPS_ML_VARIANT`` names the variant in metrics and logs (defaul
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -174,6 +175,12 @@ class CreditRiskService:
             PREDICTIONS.labels(**self.labels, predicted_class=value)
         for metric in (PROBABILITY, CONFIDENCE, FEEDBACK, FEEDBACK_CORRECT):
             metric.labels(**self.labels)
+        # What is loaded by now (BentoML, ONNX Runtime, the pydantic models: ~160,000
+        # objects) lives as long as the worker: frozen out of the collector's sight, a full
+        # collection walks only what serving creates (p99 at 32 connections 75 -> 33 ms,
+        # throughput +7 %, docs/benchmarks.md).
+        gc.collect()
+        gc.freeze()
 
     def _score(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         probability = self.classifier.predict_proba(

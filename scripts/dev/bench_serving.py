@@ -235,11 +235,11 @@ def sustain(
     script = scratch / "paced.lua"
     # Each connection waits after each answer so that together they send about `rate` a
     # second: below saturation a request takes about its unloaded time (`service_ms`, the
-    # p50 at one connection); two 3 s calibration runs correct the wait from the rate it gave.
+    # p50 at one connection); four 2 s calibration runs correct the wait from the rate it gave.
     pause_ms = max(0.0, cycle_ms - service_ms)
-    for _ in range(2):
+    for _ in range(4):
         script.write_text(WRK_SCRIPT.format(body=body, pause_ms=int(pause_ms)), "utf-8")
-        trial = wrk(f"{url}/predict", script, SUSTAINED_CONNECTIONS, 3)
+        trial = wrk(f"{url}/predict", script, SUSTAINED_CONNECTIONS, 2)
         pause_ms = max(0.0, pause_ms + cycle_ms - 1000 * SUSTAINED_CONNECTIONS / trial.rps)
     script.write_text(WRK_SCRIPT.format(body=body, pause_ms=int(pause_ms)), "utf-8")
     before_counted, before_logged = predictions_counted(url), len(read_predictions(log_dir))
