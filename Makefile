@@ -294,7 +294,7 @@ lint: install ## Run every pre-commit hook on all files (ruff, black, mypy, file
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 .PHONY: bench
-bench: bench-pipeline bench-serving bench-workflows ## Run every benchmark (tables for docs/benchmarks.md)
+bench: bench-pipeline bench-serving bench-drift bench-workflows ## Run every benchmark (tables for docs/benchmarks.md)
 
 .PHONY: bench-pipeline
 bench-pipeline: install ## Benchmark the pipeline: full run, no-op repro vs dvc status
