@@ -21,6 +21,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ACCEPTED = ("application/json",)
 
 
+async def send_error(send: Send, status: int, error: str) -> None:
+    """Answer ``status`` with ``{"error": error}`` as JSON."""
+    body = json.dumps({"error": error}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class JsonOnly:
     """Answer 415 to a POST whose Content-Type is set and is not JSON.
 
@@ -37,20 +45,8 @@ class JsonOnly:
             headers = dict(scope.get("headers") or [])
             declared = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
             if declared and declared.lower() not in ACCEPTED:
-                body = json.dumps(
-                    {"error": f"Content-Type: expected application/json, got '{declared}'"}
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 415,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                error = f"Content-Type: expected application/json, got '{declared}'"
+                await send_error(send, 415, error)
                 return
         await self.app(scope, receive, send)
 
@@ -121,20 +117,8 @@ class RequestTimeout:
             await asyncio.wait_for(asyncio.shield(started), self.timeout)
         except TimeoutError:
             if task.cancel():
-                body = json.dumps(
-                    {"error": f"the request did not start its response within {self.timeout:g} s"}
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 504,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                error = f"the request did not start its response within {self.timeout:g} s"
+                await send_error(send, 504, error)
                 return
         await task
 
