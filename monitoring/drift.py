@@ -651,5 +651,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return ExitCode.FOUND_PROBLEM if result.drift else ExitCode.OK
 
 
+def run(argv: Sequence[str] | None = None) -> int:
+    """:func:`main`, with an unexpected error exiting 2 (could not run), never 1.
+
+    Python exits 1 on an uncaught exception, which ``make drift`` and drift.yml would take
+    for "drift found" and go on to the retraining PR.
+    """
+    try:
+        return main(argv)
+    except Exception as error:
+        import traceback
+
+        traceback.print_exc()
+        print(f"drift: could not run: {type(error).__name__}: {error}", file=sys.stderr)
+        return ExitCode.NOT_EVALUATED
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

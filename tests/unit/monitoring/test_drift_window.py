@@ -117,3 +117,15 @@ def test_labels_join_when_one_variants_log_has_nothing_in_the_window(tmp_path: P
     assert window.frame.set_index("prediction_id")[schema.target].to_dict() == pytest.approx(
         {"p0": np.nan, "p1": 1.0, "p2": np.nan}, nan_ok=True
     )
+
+
+def test_an_unexpected_error_exits_2_not_1_which_means_drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> drift.Window:
+        raise AttributeError("a bug")
+
+    monkeypatch.setattr(drift, "sample_parquet", broken)
+    window = tmp_path / "window.parquet"
+    make_credit_frame(10, seed=1).to_parquet(window)
+    assert drift.run(["--current", str(window), "--out-dir", str(tmp_path / "out")]) == 2
