@@ -113,8 +113,8 @@ def sample_parquet(
         )
     )
     sampled, offset, writer = [], 0, None
-    temporary = labelled_out.with_suffix(".tmp")
     labelled_columns = [c for c in columns if c not in (PROBABILITY, "prediction")]
+    labelled_out.unlink(missing_ok=True)
     try:
         for batch in table.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
             low, high = np.searchsorted(keep, [offset, offset + batch.num_rows])
@@ -126,17 +126,16 @@ def sample_parquet(
                 )
                 if labelled.num_rows:
                     if writer is None:
-                        temporary.parent.mkdir(parents=True, exist_ok=True)
-                        writer = pq.ParquetWriter(temporary, labelled.schema)
+                        labelled_out.parent.mkdir(parents=True, exist_ok=True)
+                        writer = pq.ParquetWriter(labelled_out, labelled.schema)
                     writer.write_batch(labelled)
             offset += batch.num_rows
+    except BaseException:
+        labelled_out.unlink(missing_ok=True)  # half written: not a window's labels
+        raise
     finally:
         if writer is not None:
             writer.close()
-    if writer is not None:
-        temporary.replace(labelled_out)
-    else:
-        labelled_out.unlink(missing_ok=True)
     selected = pa.schema([table.schema_arrow.field(column) for column in columns])
     frame = pa.Table.from_batches(sampled, schema=selected).to_pandas()
     return Window(frame, None, None, total, labelled_out if writer is not None else None)
@@ -342,7 +341,7 @@ def headline(summary: dict[str, Any]) -> str:
     """The verdict in a few words: drift and why, features drifted, or no drift."""
     if summary["drift"]:
         return "DRIFT: " + "; ".join(summary["reasons"])
-    drifted = summary.get("features_drifted") or []
+    drifted = summary["features_drifted"]
     if drifted:
         dataset = summary["dataset"]
         return (
@@ -357,8 +356,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     window = summary["window"]
     dataset = summary["dataset"]
     features = summary["columns"]
-    drifted = summary.get("features_drifted") or []
-    severe = summary.get("severe") or {"psi_above": None, "columns": []}
+    drifted = summary["features_drifted"]
+    severe = summary["severe"]
     lines = [
         f"## Drift report: {headline(summary)}",
         "",
@@ -445,7 +444,7 @@ def drift_registry(summary: dict[str, Any]) -> Any:
         "credit_risk_features_drifted",
         "Feature columns whose own test flagged drift in the last window",
         registry=registry,
-    ).set(len(summary.get("features_drifted") or []))
+    ).set(len(summary["features_drifted"]))
     if summary["prediction"]:
         Gauge(
             "credit_risk_prediction_drift_score",
@@ -556,21 +555,17 @@ def write_outputs(result: DriftResult, window: Window, schema: SchemaParams, out
     if result.prediction_snapshot is not None:
         result.prediction_snapshot.save_html(str(out_dir / "prediction.html"))
     (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
-    labelled = (
-        window.frame.dropna(subset=[schema.target]) if schema.target in window.frame else None
-    )
     if window.labelled is not None:
         window.labelled.replace(out_dir / "labelled.parquet")  # streamed while read
-    elif labelled is not None and not labelled.empty:
+    elif schema.target in window.frame and window.frame[schema.target].notna().any():
+        labelled = window.frame.dropna(subset=[schema.target])
         # The retraining PR adds these rows to the training data (monitoring/retrain.py).
         columns = [*([schema.event_time] if schema.event_time else []), *schema.features]
         columns.append(schema.target)
         labelled[[c for c in columns if c in labelled]].to_parquet(out_dir / "labelled.parquet")
     markdown = render_markdown(result.summary)
     (out_dir / "summary.md").write_text(markdown, encoding="utf-8")
-    from prometheus_client import generate_latest
-
-    (out_dir / "metrics.prom").write_bytes(generate_latest(drift_registry(result.summary)))
+    (out_dir / "metrics.prom").write_text(prometheus_text(result.summary), encoding="utf-8")
     return markdown
 
 

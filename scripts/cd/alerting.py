@@ -22,15 +22,17 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from scripts.cd.checks import wait_ready
+from scripts.cd.prometheus import reload
+from scripts.cd.runtime import RelaySettings
 from scripts.cd.supervisor import Program, Supervisor, service_env
+
+__all__ = ["Ports", "RelaySettings", "render_alertmanager", "render_rules", "start"]
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 RULES = MONITORING / "prometheus" / "rules.yml"
@@ -44,25 +46,6 @@ class Ports:
     pushgateway: int
     alertmanager: int
     relay: int
-
-
-@dataclass(frozen=True)
-class RelaySettings:
-    """Where the relay sends dispatches (None when the runner configures none)."""
-
-    repository: str
-    token_file: Path
-    api: str
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> RelaySettings | None:
-        """``GITOPS_ML_DISPATCH_TOKEN_FILE``, ``GITHUB_REPOSITORY`` and the API URL."""
-        token_file = environ.get("GITOPS_ML_DISPATCH_TOKEN_FILE", "")
-        repository = environ.get("GITHUB_REPOSITORY", "")
-        if not token_file or not repository:
-            return None
-        api = environ.get("GITOPS_ML_GITHUB_API") or environ.get("GITHUB_API_URL") or ""
-        return cls(repository, Path(token_file), api or "https://api.github.com")
 
 
 def render_rules(source: Path = RULES, alert_for: str = "") -> str:
@@ -136,12 +119,9 @@ def start(
         supervised.add(Program(PUSHGATEWAY, command, env, directory / "pushgateway.log"))
         wait_ready(f"http://127.0.0.1:{ports.pushgateway}", path="/-/ready")
     if relay is not None and supervised.pid(RELAY) is None:
-        # A copy (standard library only): nothing may run from the job's checkout.
-        script = directory / "relay.py"
-        script.write_bytes((MONITORING / "relay.py").read_bytes())
         command = [
             sys.executable,
-            str(script),
+            str(supervised.install(MONITORING / "relay.py")),
             f"--port={ports.relay}",
             f"--repository={relay.repository}",
             f"--token-file={relay.token_file}",
@@ -157,9 +137,8 @@ def start(
     )
     url = f"http://127.0.0.1:{ports.alertmanager}"
     if supervised.pid(ALERTMANAGER) is not None:
-        request = urllib.request.Request(f"{url}/-/reload", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            return
+        reload(url)
+        return
     command = [
         "prometheus-alertmanager",
         f"--config.file={config}",

@@ -180,16 +180,20 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     directory = settings.run_dir(env)
     directory.mkdir(parents=True, exist_ok=True)
     previous = load_running(directory)
+    alerting_ports = alerting.Ports(
+        kept_port(settings, env, "PUSHGATEWAY_PORT", previous, "pushgateway"),
+        kept_port(settings, env, "ALERTMANAGER_PORT", previous, "alertmanager"),
+        kept_port(settings, env, "RELAY_PORT", previous, "relay"),
+    )
     running = Running(
         env=env,
         router_port=settings.port(env, "PORT") or state.routing.port,
-        prometheus_port=settings.port(env, "PROMETHEUS_PORT")
-        or (previous.prometheus_port if previous else free_port()),
+        prometheus_port=kept_port(settings, env, "PROMETHEUS_PORT", previous, "prometheus"),
         nginx_pid=previous.nginx_pid if previous else None,
         prometheus_pid=previous.prometheus_pid if previous else None,
-        pushgateway_port=kept_port(settings, env, "PUSHGATEWAY_PORT", previous, "pushgateway"),
-        alertmanager_port=kept_port(settings, env, "ALERTMANAGER_PORT", previous, "alertmanager"),
-        relay_port=kept_port(settings, env, "RELAY_PORT", previous, "relay"),
+        pushgateway_port=alerting_ports.pushgateway,
+        alertmanager_port=alerting_ports.alertmanager,
+        relay_port=alerting_ports.relay,
     )
     old = previous.variants if previous else {}
     replaced: list[Process] = []
@@ -215,21 +219,15 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
         nginx.render(state, ports, running.router_port, directory / "nginx"),
         directory / "nginx",
     )
-    relay = alerting.RelaySettings.from_env(os.environ)
-    alerting_ports = alerting.Ports(
-        int(running.pushgateway_port or 0),
-        int(running.alertmanager_port or 0),
-        int(running.relay_port or 0),
-    )
     alerting.start(
         supervised,
         directory / "alerting",
         alerting_ports,
-        relay,
+        settings.relay,
         env,
         settings.alert_group_wait,
     )
-    if relay is None:
+    if settings.relay is None:
         print(
             f"deploy: {env}: retrain alerts stay in Alertmanager {running.alertmanager_url} "
             "(no GITOPS_ML_DISPATCH_TOKEN_FILE on this runner: README, 'Alert-triggered "

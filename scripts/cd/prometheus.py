@@ -100,6 +100,13 @@ def render(
 PROGRAM = "prometheus"
 
 
+def reload(base_url: str) -> None:
+    """Ask a running Prometheus or Alertmanager to re-read its files (``POST /-/reload``)."""
+    request = urllib.request.Request(f"{base_url}/-/reload", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
 def start_or_reload(
     supervised: Supervisor, port: int, config: str, directory: Path, rules: str = ""
 ) -> int:
@@ -111,9 +118,7 @@ def start_or_reload(
     url = f"http://127.0.0.1:{port}"
     running = supervised.pid(PROGRAM)
     if running is not None:
-        request = urllib.request.Request(f"{url}/-/reload", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
+        reload(url)
         return running
     command = [
         "prometheus",

@@ -12,6 +12,28 @@ DEFAULT_RUN_ROOT = Path.home() / ".local/state/gitops-ml"
 
 
 @dataclass(frozen=True)
+class RelaySettings:
+    """Where the retraining relay sends its dispatches (:mod:`scripts.cd.alerting`)."""
+
+    repository: str
+    token_file: Path
+    api: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RelaySettings | None:
+        """``GITOPS_ML_DISPATCH_TOKEN_FILE``, ``GITHUB_REPOSITORY`` and the API URL.
+
+        None when the runner configures no token file or no repository: no relay.
+        """
+        token_file = environ.get("GITOPS_ML_DISPATCH_TOKEN_FILE", "")
+        repository = environ.get("GITHUB_REPOSITORY", "")
+        if not token_file or not repository:
+            return None
+        api = environ.get("GITOPS_ML_GITHUB_API") or environ.get("GITHUB_API_URL") or ""
+        return cls(repository, Path(token_file), api or "https://api.github.com")
+
+
+@dataclass(frozen=True)
 class DriverSettings:
     """The delivery code's runtime settings, read once from the environment.
 
@@ -32,6 +54,7 @@ class DriverSettings:
             the demo, which cannot wait 30 minutes; empty: the rules' own).
         alert_group_wait: ``GITOPS_ML_ALERT_GROUP_WAIT``: how long Alertmanager gathers a
             new group's alerts before sending (default ``30s``).
+        relay: the retraining relay's settings (:class:`RelaySettings`), None without them.
     """
 
     run_root: Path = DEFAULT_RUN_ROOT
@@ -43,6 +66,7 @@ class DriverSettings:
     urls: Mapping[str, str] = field(default_factory=dict)
     alert_for: str = ""
     alert_group_wait: str = "30s"
+    relay: RelaySettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DriverSettings:
@@ -67,6 +91,7 @@ class DriverSettings:
             },
             alert_for=env.get("GITOPS_ML_ALERT_FOR", ""),
             alert_group_wait=env.get("GITOPS_ML_ALERT_GROUP_WAIT") or "30s",
+            relay=RelaySettings.from_env(env),
         )
 
     def run_dir(self, env: str) -> Path:

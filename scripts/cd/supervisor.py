@@ -145,22 +145,26 @@ serverurl=unix://{_escape(str(self.socket))}
 files = {_escape(str(d / "programs"))}/*.conf
 """
 
-    def install_reaper(self) -> Path:
-        """A copy of :mod:`scripts.cd.reaper` (standard library only) beside the config.
+    def install(self, script: Path) -> Path:
+        """A copy of ``script`` (standard library only) beside the config; its path.
 
         Programs must not run code from a job's checkout: the next job's checkout deletes
         it (``git clean -ffdx``), and supervisord could no longer restart them.
         """
-        from scripts.cd import reaper
-
         self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.directory / "reaper.py"
-        source = Path(reaper.__file__).read_bytes()
+        target = self.directory / script.name
+        source = script.read_bytes()
         if not target.is_file() or target.read_bytes() != source:
             temporary = target.with_suffix(".tmp")
             temporary.write_bytes(source)
             temporary.replace(target)
         return target
+
+    def install_reaper(self) -> Path:
+        """A copy of :mod:`scripts.cd.reaper` beside the config (see :meth:`install`)."""
+        from scripts.cd import reaper
+
+        return self.install(Path(reaper.__file__))
 
     def ctl(self, *args: str, check: bool = True) -> str:
         """``supervisorctl ARGS``; its output.

@@ -553,7 +553,6 @@ class Sandbox:
     # Open pull requests people opened here: head branch -> number.
     pull_requests: dict[str, int] = field(default_factory=dict)
     # The GitHub API stand-in over HTTP (scripts/dev/github_api.py), for services.
-    api_url: str = ""
     api_server: Any = None
     # Repository dispatches already turned into workflow runs.
     dispatches_delivered: int = 0
@@ -583,6 +582,11 @@ class Sandbox:
         if rule not in RULES:
             raise ActError(f"unknown rule {rule!r}: one of {', '.join(sorted(RULES))}")
         self.relaxed[rule] = why
+
+    @property
+    def api_url(self) -> str:
+        """The GitHub API stand-in's base URL."""
+        return url_of(self.api_server) if self.api_server is not None else ""
 
     @property
     def work(self) -> Path:
@@ -948,12 +952,43 @@ class Sandbox:
 
     def close_pull_request(self, branch: str) -> None:
         """A person closes the open PR from ``branch`` without merging it."""
+        self._end_pull_requests(branch, "closed")
+
+    def _end_pull_requests(self, branch: str, end: str) -> None:
+        """The open PRs from ``branch`` are no longer open: ``merged`` or ``closed``."""
         self.pull_requests.pop(branch, None)
         state = self.github()
         for pull in state["pulls"]:
             if pull["head"] == branch and pull.get("state") == "open":
-                pull["state"] = "closed"
-        (self.record / "github.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+                pull["state"] = end
+        if state["pulls"]:
+            (self.record / "github.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+    def wait_for_dispatches(self, timeout: float = 90.0) -> list[dict[str, Any]]:
+        """The dispatches accepted so far, waiting up to ``timeout`` s for a first one.
+
+        A service (the relay) sends them on its own schedule, not during a run.
+
+        Raises:
+            TimeoutError: When none arrived.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.dispatches():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no repository_dispatch within {timeout:.0f} s")
+            time.sleep(0.5)
+        return self.dispatches()
+
+    def github_env(self, token: str | None = None) -> dict[str, str]:
+        """The environment of a command run as a workflow step would, with ``token`` if any.
+
+        The recording ``gh``/``cml`` stand-ins first on PATH, the sandbox's repository.
+        """
+        env = self.env(GITOPS_ML_RECORD=str(self.record), GITHUB_REPOSITORY=REPOSITORY)
+        env["PATH"] = f"{STANDINS / 'bin'}{os.pathsep}{env['PATH']}"
+        if token is not None:
+            env["GH_TOKEN"] = token
+        return env
 
     def open_pull_request_number(self, branch: str) -> int | None:
         """The number of the open PR from ``branch``, opened here or by a workflow."""
@@ -1046,14 +1081,7 @@ class Sandbox:
         before = self.head()
         self.git("merge", "-q", "--no-ff", "-m", message, ref)
         self.push("main")
-        branch = ref.removeprefix("origin/")
-        self.pull_requests.pop(branch, None)
-        state = self.github()
-        for pull in state["pulls"]:
-            if pull["head"] == branch and pull.get("state") == "open":
-                pull["state"] = "merged"
-        if state["pulls"]:
-            (self.record / "github.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+        self._end_pull_requests(ref.removeprefix("origin/"), "merged")
         return before
 
     def baseline(self) -> str:
@@ -1164,7 +1192,6 @@ def create_sandbox(
     # Serves for the sandbox's life (a daemon thread, gone with the process): the relay may
     # dispatch long after the run that deployed it.
     sandbox.api_server = serve(sandbox.record, REPOSITORY, tokens)
-    sandbox.api_url = url_of(sandbox.api_server)
     return sandbox
 
 

@@ -21,13 +21,11 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-from scripts.dev.act import DISPATCH_TOKEN, REPOSITORY, STANDINS, Sandbox, create_sandbox
+from scripts.dev.act import DISPATCH_TOKEN, REPOSITORY, Sandbox, create_sandbox
 from scripts.dev.traffic import simulate
-from scripts.dev.workspace import PROJECT_ROOT, edit_yaml
+from scripts.dev.workspace import PROJECT_ROOT
 
 WINDOW = "demo-drift"
 
@@ -36,7 +34,7 @@ def github(root: Path) -> Sandbox:
     """The stand-in GitHub, and the environment the deploy gives the relay."""
     sandbox = create_sandbox(root)
     # The demo's model is minutes old: retrain whatever its age.
-    edit_yaml(sandbox.work / "params.yaml", {"monitoring.retraining.min_model_age_hours": 0})
+    sandbox.set_params({"monitoring.retraining.min_model_age_hours": 0})
     sandbox.commit_all("Demo: retrain whatever the model's age")
     sandbox.push("main")
     os.environ.update(
@@ -50,21 +48,6 @@ def github(root: Path) -> Sandbox:
         }
     )
     return sandbox
-
-
-def wait_for_dispatch(sandbox: Sandbox, timeout: float = 90.0) -> dict[str, Any]:
-    """The relay's first repository_dispatch.
-
-    Raises:
-        TimeoutError: When none arrives within ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dispatches = sandbox.dispatches()
-        if dispatches:
-            return dispatches[0]
-        time.sleep(0.5)
-    raise TimeoutError(f"no repository_dispatch from the relay within {timeout:.0f} s")
 
 
 def act(sandbox: Sandbox, router: str, pushgateway: str, logs: Path, out: Path) -> None:
@@ -98,17 +81,10 @@ def act(sandbox: Sandbox, router: str, pushgateway: str, logs: Path, out: Path) 
         raise subprocess.CalledProcessError(job.returncode, job.args, job.stdout, job.stderr)
     print(f"report: {out / 'report.html'}; summary: {out / 'summary.md'}")
     print("== 9. DataDriftDetected -> Alertmanager -> relay -> GitHub (repository_dispatch)")
-    dispatch = wait_for_dispatch(sandbox)
+    dispatch, *_ = sandbox.wait_for_dispatches()
     print(f"dispatched {dispatch['event_type']}: {dispatch['client_payload']}")
     print("== 10. what drift.yml does on that dispatch: the retraining PR")
-    env = {
-        **sandbox.env(),
-        "PATH": f"{STANDINS / 'bin'}{os.pathsep}{sandbox.env()['PATH']}",
-        "GITOPS_ML_RECORD": str(sandbox.record),
-        "GITHUB_REPOSITORY": REPOSITORY,
-        "GH_TOKEN": DISPATCH_TOKEN,
-        "GITOPS_ML_RETRAIN_TOKEN_KIND": "app",
-    }
+    env = {**sandbox.github_env(DISPATCH_TOKEN), "GITOPS_ML_RETRAIN_TOKEN_KIND": "app"}
     opened = subprocess.run(
         [sys.executable, "-m", "monitoring.retrain", f"--drift-dir={out}", f"--window={WINDOW}"],
         cwd=sandbox.work,

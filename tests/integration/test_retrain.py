@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from pipeline.generate import Window, generate
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
-from scripts.dev.act import STANDINS, Sandbox, create_sandbox
+from scripts.dev.act import Sandbox, create_sandbox
 from tests.helpers import SMALL
 
 pytestmark = pytest.mark.integration
@@ -48,12 +47,7 @@ def test_drifted_window_opens_one_retraining_pr_and_retraining_recovers(tmp_path
     window = scored(sandbox, old_model, generate(2000, 21, Window(drift="concept")))
     window_file = tmp_path / "window.parquet"
     window.to_parquet(window_file)
-    env = {
-        **sandbox.env(),
-        "PATH": f"{STANDINS / 'bin'}{os.pathsep}{sandbox.env()['PATH']}",
-        "GITOPS_ML_RECORD": str(sandbox.record),
-        "GITHUB_REPOSITORY": "gitops-ml/sandbox",
-    }
+    env = sandbox.github_env()  # no App token or PAT
     sandbox.record.mkdir(exist_ok=True)  # the origin's push hook may have made it
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:

@@ -426,9 +426,7 @@ def test_l_a_persisting_drift_alert_opens_the_retraining_pr_through_a_dispatch(
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
     assert "--pushgateway http://127.0.0.1:" in drift.stderr  # the production's, by default
     assert "severe feature drift (age PSI" in drift.stdout
-    deadline = time.monotonic() + 90
-    while not sandbox.dispatches() and time.monotonic() < deadline:
-        time.sleep(1)
+    sandbox.wait_for_dispatches(90)
     (dispatch,) = sandbox.dispatches()
     assert (dispatch["event_type"], dispatch["token"]) == ("drift-alert", "app")
     assert "age" in dispatch["client_payload"]["features"].split(",")

@@ -44,6 +44,7 @@ def known_series() -> set[str]:
         "window": {"end": "2026-11-30T00:00:00"},
         "columns": {"age": {"score": 0.3, "method": "psi", "drifted": True}},
         "dataset": {"drift_share": 0.1},
+        "features_drifted": ["age"],
         "drift": True,
         "prediction": {"score": 0.01},
         "performance": {"enough": True, "accuracy": {"window": 0.8}},
