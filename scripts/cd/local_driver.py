@@ -180,20 +180,12 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     directory = settings.run_dir(env)
     directory.mkdir(parents=True, exist_ok=True)
     previous = load_running(directory)
-    alerting_ports = alerting.Ports(
-        kept_port(settings, env, "PUSHGATEWAY_PORT", previous, "pushgateway"),
-        kept_port(settings, env, "ALERTMANAGER_PORT", previous, "alertmanager"),
-        kept_port(settings, env, "RELAY_PORT", previous, "relay"),
-    )
     running = Running(
         env=env,
         router_port=settings.port(env, "PORT") or state.routing.port,
         prometheus_port=kept_port(settings, env, "PROMETHEUS_PORT", previous, "prometheus"),
         nginx_pid=previous.nginx_pid if previous else None,
         prometheus_pid=previous.prometheus_pid if previous else None,
-        pushgateway_port=alerting_ports.pushgateway,
-        alertmanager_port=alerting_ports.alertmanager,
-        relay_port=alerting_ports.relay,
     )
     old = previous.variants if previous else {}
     replaced: list[Process] = []
@@ -219,6 +211,16 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
         nginx.render(state, ports, running.router_port, directory / "nginx"),
         directory / "nginx",
     )
+    # Chosen now, just before their services bind them: a free port picked at the start
+    # of apply can be taken (a variant's port, a client socket) while the variants start.
+    alerting_ports = alerting.Ports(
+        kept_port(settings, env, "PUSHGATEWAY_PORT", previous, "pushgateway"),
+        kept_port(settings, env, "ALERTMANAGER_PORT", previous, "alertmanager"),
+        kept_port(settings, env, "RELAY_PORT", previous, "relay"),
+    )
+    running.pushgateway_port = alerting_ports.pushgateway
+    running.alertmanager_port = alerting_ports.alertmanager
+    running.relay_port = alerting_ports.relay
     alerting.start(
         supervised,
         directory / "alerting",
