@@ -14,11 +14,44 @@ import pytest
 from scripts.cd.processes import alive
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Keep BentoML's store and telemetry away from the user's home.
+# What a GitHub job's environment carries (GitHub docs, "Store information in variables":
+# default variables), the storage keys and tokens a workflow may export, and this project's
+# own settings: none may reach a test unless the test sets it. RUNNER_TRACKING_ID stays, so
+# a runner still cleans up what the suite leaves behind; GITOPS_ML_S3_SERVER is the
+# Makefile's path to moto, a tool location rather than a setting.
+CLEARED_PREFIXES = ("GITHUB_", "RUNNER_", "ACTIONS_", "AWS_", "GITOPS_ML_", "GITOPS_APP_")
+CLEARED_NAMES = {
+    "CI",
+    "ACT",
+    "GH_TOKEN",
+    "DRIFT_WINDOW",
+    "DRIFT_END",
+    "PREDICTION_LOGS",
+    "PUSHGATEWAY",
+    "DEPLOY_ENV",
+}
+KEPT = {"RUNNER_TRACKING_ID", "GITOPS_ML_S3_SERVER"}
 
-    Set before any test imports bentoml, which reads BENTOML_HOME once.
+
+def hermetic_environment(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` without a CI job's variables, storage keys or this project's settings."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in KEPT or not (name in CLEARED_NAMES or name.startswith(CLEARED_PREFIXES))
+    }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start every test from a laptop's environment, whatever job runs the suite.
+
+    In ci.yml's test job GitHub sets GITHUB_SHA, GITHUB_REF, GITHUB_ACTIONS, ...; a test
+    that depends on one sets it itself. BentoML's store and telemetry stay away from the
+    user's home (set before any test imports bentoml, which reads BENTOML_HOME once).
     """
+    kept = hermetic_environment(dict(os.environ))
+    os.environ.clear()
+    os.environ.update(kept)
     os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="gitops-ml-bentoml-")
     os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 

@@ -15,6 +15,16 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Pipeline outputs are produced by the run in the copy, never carried over.
 PIPELINE_OUTPUTS = ("dvc.lock", "metrics.json", "reports/", "data/raw/", "data/split/", "models/")
+# A copy's DVC configuration: the template's offline default, a folder beside the copy's
+# files (git-ignored). An adopted repository's own remote (a team's S3 bucket, reached with
+# keys a copy does not have) never reaches a copy; whoever needs shared storage configures
+# it on the copy (``S3Endpoint.configure_dvc``).
+COPY_DVC_CONFIG = """[core]
+    analytics = false
+    remote = local
+['remote "local"']
+    url = ../.dvc-storage
+"""
 
 
 def source_files(root: Path = PROJECT_ROOT) -> Iterator[str]:
@@ -72,6 +82,9 @@ def tool_env() -> dict[str, str]:
 def copy_project(destination: Path, root: Path = PROJECT_ROOT) -> Path:
     """Copy the project's source files and commit them to a new git repository.
 
+    The copy stores DVC data in a folder of its own (:data:`COPY_DVC_CONFIG`), whatever
+    remote the project names.
+
     Args:
         destination: An empty or missing directory.
         root: The project checkout to copy.
@@ -83,6 +96,7 @@ def copy_project(destination: Path, root: Path = PROJECT_ROOT) -> Path:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, target)
+    (destination / ".dvc" / "config").write_text(COPY_DVC_CONFIG, encoding="utf-8")
     for command in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"]):
         subprocess.run(command, cwd=destination, env=tool_env(), check=True)
     subprocess.run(

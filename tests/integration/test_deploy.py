@@ -48,7 +48,13 @@ def bentos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bentos: dict[str, Path]
 ) -> Iterator[str]:
-    """An environment "production" with its own run dir, ports and fast scrapes."""
+    """An environment "production" with its own run dir, ports and fast scrapes.
+
+    It runs from the copy that built the Bentos: ``apply`` fetches a missing tag from the
+    checkout's DVC remote, which must be the copy's own, never the repository's (an
+    adopter's S3 bucket, unreachable from a test).
+    """
+    monkeypatch.chdir(bentos["good"].parents[1])
     monkeypatch.setenv("GITOPS_ML_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("GITOPS_ML_PRODUCTION_PORT", str(free_port()))
     monkeypatch.setenv("GITOPS_ML_PRODUCTION_PROMETHEUS_PORT", str(free_port()))
@@ -68,13 +74,18 @@ def status(environment: str) -> dict[str, Any]:
     return local_driver.status(DriverSettings.from_env(), environment)
 
 
-def production(variants: list[tuple[str, str, int]], min_samples: int = 100) -> DeploymentState:
+def production(
+    variants: list[tuple[str, str, int]], min_samples: int = 100, **guardrails: float
+) -> DeploymentState:
     return parse_state(
         {
             "environment": "production",
             "on_release": "challenger",
             "variants": [{"name": n, "bento": b, "weight": w} for n, b, w in variants],
-            "experiment": {"min_samples_per_arm": min_samples, "guardrails": {"min_requests": 50}},
+            "experiment": {
+                "min_samples_per_arm": min_samples,
+                "guardrails": {"min_requests": 50, **guardrails},
+            },
         },
         Path("production.yaml"),
     )
@@ -194,8 +205,12 @@ def decide_after_traffic(environment: str, state: DeploymentState, rows: int) ->
 
 
 def test_better_challenger_is_promoted(environment: str, tmp_path: Path) -> None:
+    # The decision on accuracy is what this test checks. Two processes serving one model
+    # differed in p95 by x1.71 in ci.yml's test job (a busy 2-core runner): the latency
+    # guardrail compares two point estimates, and its noise model is issue #20's to add.
     state = production(
-        [("champion", "credit_risk:bad", 50), ("challenger", "credit_risk:good", 50)]
+        [("champion", "credit_risk:bad", 50), ("challenger", "credit_risk:good", 50)],
+        max_p95_latency_ratio=10.0,
     )
     decision = decide_after_traffic(environment, state, rows=600)
     assert decision.outcome == "promote", decision.reason
