@@ -13,7 +13,6 @@ import pytest
 
 from scripts.cd.processes import alive
 
-
 # What a GitHub job's environment carries (GitHub docs, "Store information in variables":
 # default variables), the storage keys and tokens a workflow may export, and this project's
 # own settings: none may reach a test unless the test sets it. RUNNER_TRACKING_ID stays, so

@@ -1,6 +1,7 @@
 """Laptop and test tooling that no workflow calls (``python -m scripts.dev.<name>``).
 
-* :mod:`~scripts.dev.act` — the act harness: the real workflow files in a sandbox clone;
+* :mod:`~scripts.dev.harness` — the act harness: the real workflow files with GitHub's rules,
+  in a sandbox (:mod:`~scripts.dev.act` is its command);
 * :mod:`~scripts.dev.workspace` — copies of the project, YAML edits, tool environments;
 * :mod:`~scripts.dev.demo_ab` — the deployment half of ``make demo``;
 * :mod:`~scripts.dev.traffic` — simulated, labelled production traffic;

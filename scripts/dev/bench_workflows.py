@@ -1,6 +1,6 @@
 """Benchmark the PR workflow: scenario (a) of tests/workflows under act vs its steps run directly.
 
-``python -m scripts.dev.bench_workflows`` builds two identical sandboxes (scripts/dev/act.py): main
+``python -m scripts.dev.bench_workflows`` builds two identical sandboxes (scripts/dev/harness): main
 trained with a weak model, a PR that restores the default params. In one, ``train.yml``
 runs under act for the first push, ``make sync-lock`` follows, then the second push; in the
 other (the baseline), the train job's own commands run directly in a clone of the PR:
@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from scripts.dev.act import STANDINS, Sandbox, create_sandbox
+from scripts.dev.harness.runs import STANDINS
+from scripts.dev.harness.sandbox import Sandbox, create_sandbox
 
 WEAK = {"train.sklearn.n_estimators": 20, "train.sklearn.max_depth": 2}
 DEFAULT = {"train.sklearn.n_estimators": 150, "train.sklearn.max_depth": 3}

@@ -3,7 +3,7 @@
 Run by :mod:`scripts.dev.demo_ab` after its A/B decision, against the same production:
 
 1. a **stand-in GitHub** is set up before production is deployed: a sandbox clone with a bare
-   ``origin`` and the recording GitHub stand-ins (:mod:`scripts.dev.act`), so the relay the
+   ``origin`` and the recording GitHub stand-ins (:mod:`scripts.dev.harness`), so the relay the
    deploy starts has an API to dispatch to and the retraining PR somewhere to go;
 2. **drifted, labelled traffic** (younger applicants: ``--drift covariate``) through the
    production router;
@@ -23,7 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.dev.act import DISPATCH_TOKEN, REPOSITORY, Sandbox, create_sandbox
+from scripts.dev.harness.github.tokens import DISPATCH_TOKEN, REPOSITORY
+from scripts.dev.harness.sandbox import Sandbox, create_sandbox
 from scripts.dev.traffic import simulate
 from scripts.dev.workspace import PROJECT_ROOT
 

@@ -184,7 +184,7 @@ def test_a_drifted_window_fires_the_alert_through_to_a_retraining_dispatch(
     # (rules.yml, `for:` shortened to 2 s) -> Alertmanager -> relay -> GitHub (stand-in).
     from scripts.cd import alerting, prometheus
     from scripts.cd.supervisor import Supervisor
-    from scripts.dev.github_api import github_api, read_dispatches
+    from scripts.dev.harness.github.api import github_api, read_dispatches
 
     token_file = tmp_path / "dispatch-token"
     token_file.write_text("relay-app-token", encoding="utf-8")

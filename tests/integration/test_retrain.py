@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from pipeline.generate import Window, generate
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
-from scripts.dev.act import Sandbox, create_sandbox
+from scripts.dev.harness.sandbox import Sandbox, create_sandbox
 from tests.helpers import SMALL
 
 pytestmark = pytest.mark.integration

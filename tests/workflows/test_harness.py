@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dev.act import STANDINS, machine_env, machine_roots, run_streaming
-from scripts.dev.runner import new_tracking_id
+from scripts.dev.harness.machines import machine_env, machine_roots
+from scripts.dev.harness.runner import new_tracking_id, run_streaming
+from scripts.dev.harness.runs import STANDINS
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
 
@@ -229,7 +230,8 @@ def test_the_sandboxs_github_api_serves_for_its_life_with_githubs_dispatch_rules
     import gc
 
     from scripts.cd.checks import request
-    from scripts.dev.act import DISPATCH_TOKEN, READ_ONLY_TOKEN, REPOSITORY, create_sandbox
+    from scripts.dev.harness.github.tokens import DISPATCH_TOKEN, READ_ONLY_TOKEN, REPOSITORY
+    from scripts.dev.harness.sandbox import create_sandbox
 
     sandbox = create_sandbox(tmp_path / "sandbox")
     gc.collect()

@@ -26,16 +26,10 @@ from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
 from scripts.cd.checks import request
 from scripts.cd.processes import free_port
-from scripts.dev.act import (
-    MACHINES,
-    ActRun,
-    Sandbox,
-    cache_keys,
-    create_sandbox,
-    environment_groups,
-    evaluate_key,
-    triggered_workflows,
-)
+from scripts.dev.harness.machines import MACHINES, cache_keys, evaluate_key
+from scripts.dev.harness.runs import ActRun
+from scripts.dev.harness.sandbox import Sandbox, create_sandbox
+from scripts.dev.harness.workflows import environment_groups, triggered_workflows
 from scripts.dev.s3 import s3_server
 from scripts.dev.traffic import simulate
 from scripts.dev.workspace import PROJECT_ROOT, edit_yaml

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from scripts.ci.github import DEFAULT_WATERMARK
-from scripts.dev.act import STANDINS
+from scripts.dev.harness.github.state import Record
+from scripts.dev.harness.github.tokens import APP_TOKEN, READ_ONLY_TOKEN, WORKFLOW_TOKEN
+from scripts.dev.harness.runs import STANDINS
 
 
 @pytest.fixture
@@ -24,6 +26,10 @@ def github(tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
         "PATH": os.pathsep.join([str(STANDINS / "cml"), str(STANDINS / "bin"), os.environ["PATH"]]),
+        "GITOPS_ML_PYTHON": sys.executable,
+        # The App's installation token, as the workflows pass it (GitHub refuses a write
+        # without a token).
+        "GH_TOKEN": APP_TOKEN,
         "GITOPS_ML_RECORD": str(record),
         "GITHUB_EVENT_PATH": str(event),
         "GITHUB_REPOSITORY": "team/models",
@@ -41,8 +47,7 @@ def comment(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 def state(env: dict[str, str]) -> dict[str, list[dict[str, object]]]:
-    path = Path(env["GITOPS_ML_RECORD"]) / "github.json"
-    document: dict[str, list[dict[str, object]]] = json.loads(path.read_text(encoding="utf-8"))
+    document: dict[str, list[dict[str, object]]] = Record(Path(env["GITOPS_ML_RECORD"])).github()
     return document
 
 
@@ -133,7 +138,7 @@ def open_pr(env: dict[str, str], tmp_path: Path, token: str) -> subprocess.Compl
     body = tmp_path / "body.md"
     body.write_text("state change\n", encoding="utf-8")
     return comment(
-        {**env, "GH_TOKEN": token, "GITOPS_ML_WORKFLOW_TOKEN": "the-workflow-token"},
+        {**env, "GH_TOKEN": token},
         "open-pr",
         "--head",
         "gitops/x",
@@ -147,7 +152,7 @@ def open_pr(env: dict[str, str], tmp_path: Path, token: str) -> subprocess.Compl
 def test_a_pr_made_with_the_workflow_token_is_refused_by_default(
     github: dict[str, str], tmp_path: Path
 ) -> None:
-    result = open_pr(github, tmp_path, "the-workflow-token")
+    result = open_pr(github, tmp_path, WORKFLOW_TOKEN)
     assert result.returncode == 1
     assert "GitHub Actions is not permitted to create or approve pull requests" in result.stderr
     assert state(github)["pulls"] == []
@@ -158,7 +163,7 @@ def test_the_workflow_token_opens_prs_when_allowed_but_they_trigger_nothing(
 ) -> None:
     settings = Path(github["GITOPS_ML_RECORD"]) / "settings.json"
     settings.write_text(json.dumps({"actions_can_create_pull_requests": True}), encoding="utf-8")
-    assert open_pr(github, tmp_path, "the-workflow-token").returncode == 0
+    assert open_pr(github, tmp_path, WORKFLOW_TOKEN).returncode == 0
     (pull,) = state(github)["pulls"]
     assert (pull["token"], pull["triggers_workflows"]) == ("workflow", False)
 
@@ -174,7 +179,7 @@ def test_an_app_token_opens_prs_that_trigger_workflows(
 def test_a_forks_read_only_token_cannot_comment(github: dict[str, str], tmp_path: Path) -> None:
     report = tmp_path / "report.md"
     report.write_text("## report\n", encoding="utf-8")
-    read_only = {**github, "GH_TOKEN": "ro", "GITOPS_ML_READ_ONLY_TOKEN": "ro"}
+    read_only = {**github, "GH_TOKEN": READ_ONLY_TOKEN}
     result = comment(read_only, "--backend", "gh", "pr", str(report))
     assert result.returncode == 1
     assert "Resource not accessible by integration (HTTP 403)" in result.stderr

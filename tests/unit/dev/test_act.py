@@ -6,17 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dev.act import (
+from scripts.dev.harness.errors import ActError
+from scripts.dev.harness.machines import (
     MACHINES,
-    ActError,
-    ActRun,
-    Sandbox,
     cache_keys,
-    environment_groups,
     evaluate_key,
-    local_repository_args,
     runner_labels,
     self_hosted_jobs,
+)
+from scripts.dev.harness.runs import ActRun, local_repository_args
+from scripts.dev.harness.sandbox import Sandbox
+from scripts.dev.harness.workflows import (
+    environment_groups,
     triggered_workflows,
     triggers,
     waiting_jobs,

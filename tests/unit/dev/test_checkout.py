@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dev.act import STANDINS, ActError, Sandbox, install_push_hook
+from scripts.dev.harness.errors import ActError
+from scripts.dev.harness.github.tokens import WORKFLOW_TOKEN
+from scripts.dev.harness.sandbox import Sandbox, install_hooks
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -63,7 +65,7 @@ def test_a_conflicting_pull_request_gets_no_run(sandbox: Sandbox) -> None:
 
 def checkout(sandbox: Sandbox, workspace: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(STANDINS / "bin" / "checkout_standin.py")],
+        [sys.executable, "-P", "-m", "scripts.dev.harness.actions.checkout"],
         cwd=workspace,
         env={
             **os.environ,
@@ -113,7 +115,7 @@ def test_fetch_depth_0_brings_every_branch_and_a_ref_input_wins(
 def test_pushes_record_who_made_them_and_only_non_workflow_events_start_workflows(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install_push_hook(sandbox.root / "origin.git")
+    install_hooks(sandbox.root / "origin.git")
     workflows = sandbox.work / ".github" / "workflows"
     workflows.mkdir(parents=True)
     (workflows / "deploy.yml").write_text(
@@ -138,14 +140,14 @@ def test_pushes_record_who_made_them_and_only_non_workflow_events_start_workflow
         (sandbox.work / "state" / name).write_text(name, encoding="utf-8")
         git(sandbox.work, "add", "-A")
         git(sandbox.work, "commit", "-q", "-m", name)
-        env = {**os.environ, "GH_TOKEN": token, "GITOPS_ML_WORKFLOW_TOKEN": "the-workflow-token"}
+        env = {**os.environ, "GH_TOKEN": token}
         subprocess.run(
             ["git", "push", "-q", "origin", "main"], cwd=sandbox.work, env=env, check=True
         )
         return before, sandbox.head("main")
 
     seen = len(sandbox.pushes())
-    push_state("by-workflow", "the-workflow-token")
+    push_state("by-workflow", WORKFLOW_TOKEN)
     before, _ = push_state("by-app", "an-app-token")
     assert [p["by"] for p in sandbox.pushes()] == ["person", "workflow", "app"]
     sandbox.follow_up(seen, 0)

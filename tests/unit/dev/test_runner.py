@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scripts.dev.runner import cleanup_job, new_tracking_id, tracked
+from scripts.dev.harness.runner import cleanup_job, new_tracking_id, tracked
 
 
 def start(env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -12,7 +12,7 @@ import pytest
 
 from monitoring.relay import Relay, handler_for
 from scripts.cd.checks import request
-from scripts.dev.github_api import check_dispatch, github_api, read_dispatches
+from scripts.dev.harness.github.api import check_dispatch, github_api, read_dispatches
 
 REPOSITORY = "team/credit-risk"
 

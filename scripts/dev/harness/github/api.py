@@ -1,6 +1,6 @@
 """A stand-in for GitHub's REST API over HTTP, for what long-running services call.
 
-The workflows reach GitHub through ``gh``/``cml`` (``.github/act/bin/github_standin.py``);
+The workflows reach GitHub through ``gh``/``cml`` (:mod:`scripts.dev.harness.github.cli`);
 a service that outlives its job (the retraining relay, :mod:`monitoring.relay`) speaks
 HTTP instead. This server answers the one route it uses, with GitHub's rules
 (docs/harness.md):
@@ -9,8 +9,8 @@ HTTP instead. This server answers the one route it uses, with GitHub's rules
 event"): a bearer token is required (401 without or with an unknown one); a read-only
 token gets 403; the repository must be the sandbox's (404); ``event_type`` is a non-empty
 string of at most 100 characters and ``client_payload`` an object of at most 10 top-level
-properties (422); success is 204. Each accepted dispatch is appended to
-``<record>/dispatches.jsonl`` with the kind of token that made it; the harness then starts
+properties (422); success is 204. Each accepted dispatch is recorded
+(:meth:`Record.log_dispatch`) with the kind of token that made it; the harness then starts
 the default branch's ``repository_dispatch`` workflows (``Sandbox.deliver_dispatches``).
 Unlike other events, one made with a workflow's ``GITHUB_TOKEN`` does start workflows.
 """
@@ -26,7 +26,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-DISPATCHES = "dispatches.jsonl"
+from scripts.dev.harness.github.state import Record
+from scripts.dev.harness.github.tokens import KINDS, allowed
+
 ROUTE = re.compile(r"^/repos/(?P<repository>[^/]+/[^/]+)/dispatches$")
 MAX_EVENT_TYPE = 100
 MAX_PAYLOAD_KEYS = 10
@@ -54,15 +56,12 @@ def check_dispatch(body: object) -> str | None:
 
 def read_dispatches(record: Path) -> list[dict[str, Any]]:
     """Every accepted dispatch, oldest first."""
-    path = record / DISPATCHES
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return Record(record).dispatches()
 
 
 def handler_for(record: Path, repository: str, tokens: Mapping[str, str]) -> type:
     """The request handler: ``tokens`` maps each known token to its kind."""
-    lock = threading.Lock()
+    store = Record(record)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -76,7 +75,7 @@ def handler_for(record: Path, repository: str, tokens: Mapping[str, str]) -> typ
             if kind is None:
                 self.answer(401, {"message": "Bad credentials"})
                 return
-            if kind == "read-only":
+            if not allowed(kind, "contents", "write"):
                 self.answer(403, {"message": "Resource not accessible by integration"})
                 return
             if match["repository"] != repository:
@@ -91,13 +90,7 @@ def handler_for(record: Path, repository: str, tokens: Mapping[str, str]) -> typ
             if problem:
                 self.answer(422, {"message": f"Invalid request: {problem}"})
                 return
-            entry = {
-                "event_type": body["event_type"],
-                "client_payload": body.get("client_payload", {}),
-                "token": kind,
-            }
-            with lock, (record / DISPATCHES).open("a", encoding="utf-8") as log:
-                log.write(json.dumps(entry) + "\n")
+            store.log_dispatch(body["event_type"], body.get("client_payload", {}), kind)
             self.answer(204, None)
 
         def answer(self, status: int, document: object) -> None:
@@ -115,7 +108,7 @@ def handler_for(record: Path, repository: str, tokens: Mapping[str, str]) -> typ
     return Handler
 
 
-def serve(record: Path, repository: str, tokens: Mapping[str, str]) -> ThreadingHTTPServer:
+def serve(record: Path, repository: str, tokens: Mapping[str, str] = KINDS) -> ThreadingHTTPServer:
     """Start the stand-in on a free loopback port, in a daemon thread; the server.
 
     Its base URL is ``http://127.0.0.1:<server.server_address[1]>``; ``shutdown()`` stops it.
@@ -132,7 +125,7 @@ def url_of(server: ThreadingHTTPServer) -> str:
 
 
 @contextmanager
-def github_api(record: Path, repository: str, tokens: Mapping[str, str]) -> Iterator[str]:
+def github_api(record: Path, repository: str, tokens: Mapping[str, str] = KINDS) -> Iterator[str]:
     """Serve the stand-in for the block; yields its base URL."""
     server = serve(record, repository, tokens)
     try:

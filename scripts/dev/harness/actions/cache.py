@@ -11,7 +11,7 @@ primary key, unless that key was an exact hit; entries are immutable. A composit
 has no post step and act deletes the workspace when the job ends, so on a miss each path
 becomes a link to a staging folder outside the workspace; what the job leaves there is
 moved into the store under the key by the harness when the job succeeds
-(``scripts.dev.act.save_caches``), from the request this step writes.
+(``scripts.dev.harness.runner.save_caches``), from the request this step writes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -92,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,0 +1,1 @@
+"""Marketplace actions' stand-ins that jobs run (``python -P -m scripts.dev.harness.actions.X``)."""

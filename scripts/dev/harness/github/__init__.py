@@ -1,0 +1,1 @@
+"""GitHub as the harness plays it: recorded state, tokens, environments, stand-ins."""

@@ -1,0 +1,62 @@
+"""Deployment environments: required reviewers, deployment-branch policies, their secrets.
+
+GitHub's rules (docs "Managing environments for deployment", "Using secrets in GitHub
+Actions"): a job that names an environment waits for one of its required reviewers on every
+run; a deployment-branch policy lets only matching refs deploy (others fail at once: "Branch
+"x" is not allowed to deploy to production due to environment protection rules."); an
+environment's secrets reach only the jobs that name it, after the rules passed, and
+override repository secrets of the same name.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Environment:
+    """One environment's protection rules and secrets.
+
+    Attributes:
+        reviewers: Required reviewers (people or teams); empty: no wait.
+        branches: Deployment-branch policy (patterns of branch names); None: any ref.
+        secrets: The environment's secrets.
+    """
+
+    reviewers: tuple[str, ...] = ()
+    branches: tuple[str, ...] | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+def branch_refusal(name: str, environment: Environment, ref: str) -> str | None:
+    """GitHub's message when ``ref`` may not deploy to ``name``, or None."""
+    if environment.branches is None:
+        return None
+    branch = ref.removeprefix("refs/heads/")
+    if ref.startswith("refs/heads/") and any(
+        fnmatch.fnmatchcase(branch, pattern) for pattern in environment.branches
+    ):
+        return None
+    return (
+        f'Branch "{branch}" is not allowed to deploy to {name} due to environment '
+        "protection rules."
+    )
+
+
+def run_secrets(
+    repository: Mapping[str, str],
+    environments: Mapping[str, Environment],
+    targeted: Iterable[str],
+) -> dict[str, str]:
+    """The secrets one act run gets: the repository's, then its jobs' environments'.
+
+    act passes secrets per run, not per job: a job of the run that names no environment
+    sees them too — the one approximation (docs/harness.md).
+    """
+    secrets = dict(repository)
+    for name in sorted(set(targeted)):
+        if name in environments:
+            secrets.update(environments[name].secrets)
+    return secrets

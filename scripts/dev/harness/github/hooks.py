@@ -1,0 +1,96 @@
+"""The sandbox origin's hooks: who made each push, and branch protection.
+
+git runs a hook in the pushing process's environment, so the token the pusher held is known
+(:func:`~scripts.dev.harness.github.tokens.token_kind`; no token: a person at a laptop).
+
+* ``pre-receive`` refuses an update of a protected branch, as GitHub does (``GH006:
+  Protected branch update failed``), unless the pusher is a bypass actor or the required
+  checks passed on the pushed commit — for a pull request's merge (the harness sets
+  ``GITOPS_ML_MERGE_OF`` to the PR's head), on that head;
+* ``post-receive`` appends every accepted update, with who made it, to the record.
+
+Installed by :func:`scripts.dev.harness.sandbox.install_hooks`: shell scripts running
+this module with the harness's interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from scripts.dev.harness.github.state import Protection, Record
+from scripts.dev.harness.github.tokens import token_kind
+
+PASSED = {"success", "skipped"}
+
+
+def pusher() -> str:
+    """Who pushes, by the token in the environment (no token: a person at a laptop)."""
+    kind = token_kind(os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_TOKEN"))
+    return "person" if kind == "none" else kind
+
+
+def refusal(rule: Protection, branch: str, by: str, checks: dict[str, str]) -> str | None:
+    """GitHub's GH006 message for a push to a protected ``branch``, or None when allowed.
+
+    Args:
+        rule: The branch's protection.
+        branch: The branch pushed.
+        by: Who pushes (:func:`pusher`).
+        checks: The checks recorded on the commit that must carry them.
+    """
+    if by in rule.bypass:
+        return None
+    missing = [name for name in rule.required_checks if checks.get(name) not in PASSED]
+    if not missing:
+        return None
+    return (
+        f"GH006: Protected branch update failed for refs/heads/{branch}.\n"
+        f"Required status checks {', '.join(repr(name) for name in missing)} "
+        f"{'are' if len(missing) > 1 else 'is'} expected."
+    )
+
+
+def record_of(git_dir: Path) -> Record:
+    """The sandbox's record, beside its bare origin."""
+    return Record(git_dir.resolve().parent / "record")
+
+
+def pre_receive(lines: list[str], record: Record) -> int:
+    """Refuse (exit 1, GitHub's message) any update of a protected branch GitHub would."""
+    by = pusher()
+    for line in lines:
+        _, new, ref = line.split()
+        branch = ref.removeprefix("refs/heads/")
+        rule = record.protection(branch) if ref.startswith("refs/heads/") else None
+        if rule is None:
+            continue
+        sha = os.environ.get("GITOPS_ML_MERGE_OF") or new
+        message = refusal(rule, branch, by, record.checks(sha))
+        if message:
+            print(f"remote: error: {message}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def post_receive(lines: list[str], record: Record) -> int:
+    """Record every ref update (``old new ref`` per line) with who made it."""
+    by = pusher()
+    for line in lines:
+        old, new, ref = line.split()
+        record.log_push(ref, old, new, by)
+    return 0
+
+
+def main() -> int:
+    """Run the hook named by the first argument on the updates read from stdin."""
+    record = record_of(Path(os.environ.get("GIT_DIR", ".")))
+    lines = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    return (
+        pre_receive(lines, record) if sys.argv[1] == "pre-receive" else post_receive(lines, record)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The sandbox: a team's repository on GitHub, played on one machine.
+
+:func:`create_sandbox` copies the project into ``root/work`` on ``main`` with a bare
+``origin`` (whose hooks record pushes and enforce branch protection), a DVC remote outside
+the checkout (a bucket of a real S3 endpoint, or a folder), and the GitHub API stand-in.
+:func:`adopt` configures it as a team that followed the README would have it on GitHub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from scripts.dev.harness.errors import ActError
+from scripts.dev.harness.events import Events
+from scripts.dev.harness.github.api import serve
+from scripts.dev.harness.github.environments import Environment
+from scripts.dev.harness.github.state import DEFAULT_SETTINGS, Protection
+from scripts.dev.harness.github.tokens import DISPATCH_TOKEN, REPOSITORY
+from scripts.dev.harness.runner import reboot
+from scripts.dev.harness.runs import RULES
+from scripts.dev.s3 import S3Endpoint
+from scripts.dev.workspace import PROJECT_ROOT, copy_project
+
+# The checks a team's branch protection requires on main (README, "Adopting"): the PR's
+# tests and its training run, as GitHub names them ("workflow / job" here).
+REQUIRED_CHECKS = ("ci / test", "train / train")
+# The deploy runner's machine (the jobs on ``[self-hosted, deploy]``).
+DEPLOY_MACHINE = "self-hosted-deploy-self-hosted"
+
+
+class Sandbox(Events):
+    """A repository on GitHub with its runners: git, runs, events, and the rules around them."""
+
+    @contextlib.contextmanager
+    def enforcing(self, *rules: str) -> Iterator[None]:
+        """Within the block, ``rules`` (default: every rule, and GitHub's default settings) hold.
+
+        What was relaxed or set before comes back afterwards.
+        """
+        relaxed, settings = dict(self.relaxed), dict(self.settings)
+        for rule in rules or tuple(self.relaxed):
+            self.relaxed.pop(rule, None)
+        if not rules:
+            self.settings.update(DEFAULT_SETTINGS)
+        try:
+            yield
+        finally:
+            self.relaxed, self.settings = relaxed, settings
+
+    def relax(self, rule: str, why: str) -> None:
+        """Turn one modelled rule off, saying why (it shows in every run's summary)."""
+        if rule not in RULES:
+            raise ActError(f"unknown rule {rule!r}: one of {', '.join(sorted(RULES))}")
+        self.relaxed[rule] = why
+
+    def baseline(self) -> str:
+        """Train on main as a merged PR would have: outputs and run-cache pushed, lock committed."""
+        self.git("checkout", "-q", "main")
+        self.make("ci-repro")
+        sha = self.commit_all("Train the baseline model (dvc.lock, metrics)")
+        self.push("main")
+        return sha
+
+    def reboot(self, machine: str = DEPLOY_MACHINE) -> list[int]:
+        """A machine of the sandbox restarts (:func:`~scripts.dev.harness.runner.reboot`).
+
+        Nothing is started again at boot unless something on the machine says so; the
+        harness does not start it on the project's behalf. Returns the pids that ended.
+        """
+        return reboot(self.machines / machine)
+
+
+def install_hooks(origin: Path) -> None:
+    """The origin's hooks (:mod:`~scripts.dev.harness.github.hooks`): protection, push record."""
+    for hook in ("pre-receive", "post-receive"):
+        path = origin / "hooks" / hook
+        path.write_text(
+            f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -P -m "
+            f"scripts.dev.harness.github.hooks {hook}\n",
+            encoding="utf-8",
+        )
+        path.chmod(0o755)
+
+
+def create_sandbox(
+    root: Path, source: Path = PROJECT_ROOT, s3: S3Endpoint | None = None
+) -> Sandbox:
+    """Copy ``source`` into ``root/work`` on ``main``, with a bare origin and a DVC remote.
+
+    The remote is shared storage outside the checkout, as a team's is: a bucket of the S3
+    endpoint ``s3`` (its keys reach the workflows as the ``AWS_*`` secrets, and the
+    developer's commands through :attr:`Sandbox.storage_env`), else a local folder.
+    """
+    sandbox = Sandbox(root)
+    copy_project(sandbox.work, source)
+    if s3 is not None:
+        s3.configure_dvc(sandbox.work, prefix=f"dvc-{root.name}")
+        sandbox.secrets.update(
+            {
+                key: value
+                for key, value in s3.env().items()
+                if key.startswith("AWS_") and "KEY" in key
+            }
+        )
+        sandbox.storage_env.update(s3.env())
+        message = f"sandbox: DVC remote in bucket {s3.bucket} of {s3.url}"
+    else:
+        remote = root / "dvc-remote"
+        remote.mkdir(parents=True, exist_ok=True)
+        sandbox.run("dvc", "remote", "modify", "local", "url", str(remote))
+        message = "sandbox: DVC remote in a local folder"
+    sandbox.commit_all(message)
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(sandbox.work), str(sandbox.origin)], check=True
+    )
+    install_hooks(sandbox.origin)
+    sandbox.git("remote", "add", "origin", str(sandbox.origin))
+    sandbox.git("fetch", "-q", "origin")
+    sandbox.git("branch", "-q", "--set-upstream-to=origin/main", "main")
+    (root / "dispatch-token").write_text(DISPATCH_TOKEN, encoding="utf-8")
+    sandbox.publish_settings()
+    # Serves for the sandbox's life (a daemon thread, gone with the process): the relay may
+    # dispatch long after the run that deployed it.
+    sandbox.api_server = serve(sandbox.record, REPOSITORY)
+    return sandbox
+
+
+def adopt(
+    sandbox: Sandbox,
+    *,
+    bypass: Sequence[str] = ("app",),
+    auto_merge: bool = True,
+    reviewers: Sequence[str] = ("platform-lead",),
+) -> Sandbox:
+    """Configure the sandbox as a team that adopted the template has its repository.
+
+    Branch protection on main requires :data:`REQUIRED_CHECKS` with the App as the only
+    bypass actor (``bypass=()``: none); ``production`` has a required reviewer and a
+    deployment-branch policy of ``main``, and holds the storage keys (environment secrets,
+    gone from the repository's); ``staging`` is limited to main too; "Allow auto-merge"
+    as given. The GitHub App is configured (``GITOPS_APP_ID``, ``GITOPS_APP_KEY``). The
+    storage is whatever :func:`create_sandbox` set (give it an S3 endpoint).
+    """
+    sandbox.variables["GITOPS_APP_ID"] = "424242"
+    sandbox.secrets["GITOPS_APP_KEY"] = "-----BEGIN PRIVATE KEY----- (act sandbox)"
+    storage = {key: sandbox.secrets.pop(key) for key in list(sandbox.secrets) if "AWS" in key}
+    sandbox.environments["production"] = Environment(
+        reviewers=tuple(reviewers), branches=("main",), secrets=dict(storage)
+    )
+    sandbox.environments["staging"] = Environment(branches=("main",), secrets=dict(storage))
+    sandbox.protection["main"] = Protection(REQUIRED_CHECKS, tuple(bypass))
+    sandbox.settings["allow_auto_merge"] = auto_merge
+    sandbox.publish_settings()
+    return sandbox

@@ -1,0 +1,207 @@
+"""Reading workflow files: which events start them, their jobs, environments, groups, scopes.
+
+Pure functions over the YAML (no act, no git), tested in ``make test-fast``. act ignores
+``on:`` filters, environments, concurrency and ``permissions:``; the harness decides from
+these readings what GitHub would (docs/harness.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EVENT_TRIGGERS = {"pull_request", "push", "schedule", "workflow_dispatch", "repository_dispatch"}
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+def load(path: Path) -> dict[Any, Any]:
+    """A workflow file as data."""
+    document: dict[Any, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return document
+
+
+def event_filters(workflow: Mapping[Any, Any]) -> dict[str, Any]:
+    """A workflow's ``on:`` as ``{event: its filters or None}`` (YAML reads ``on`` as True)."""
+    on = workflow.get("on", workflow.get(True))
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return dict.fromkeys(on)
+    return dict(on or {})
+
+
+def triggers(workflow: Mapping[Any, Any]) -> set[str]:
+    """The events of a workflow's ``on:``."""
+    return set(event_filters(workflow))
+
+
+def workflows_for(root: Path, event: str) -> list[Path]:
+    """Workflow files that ``event`` triggers."""
+    return [
+        path
+        for path in sorted(root.glob(".github/workflows/*.yml"))
+        if event in triggers(load(path))
+    ]
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """GitHub's filter pattern as a regex: ``**`` crosses folders, ``*`` and ``?`` do not."""
+    parts = re.split(r"(\*\*/?|\*|\?)", pattern)
+    table = {"**": ".*", "**/": "(?:.*/)?", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(table.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def _matches(patterns: Iterable[str], value: str) -> bool:
+    return any(_glob_regex(pattern).match(value) for pattern in patterns)
+
+
+def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: str) -> list[str]:
+    """Workflow files GitHub starts for ``event`` on ``branch`` changing ``changed`` files.
+
+    ``branch`` is the pushed branch (push) or the base branch (pull_request); for a
+    ``repository_dispatch``, ``changed`` holds its event_type, which ``types`` filters.
+    ``branches``, ``paths`` and ``paths-ignore`` filter as on GitHub ("Workflow syntax",
+    filter pattern cheat sheet); act ignores them, so the harness decides which run.
+    """
+    started = []
+    for path in sorted(root.glob(".github/workflows/*.yml")):
+        config = event_filters(load(path))
+        if event not in config:
+            continue
+        filters = config[event] or {}
+        if "types" in filters and event == "repository_dispatch":
+            # `types` filters a dispatch's event_type; the harness passes it as `changed`.
+            if not set(filters["types"]) & set(changed):
+                continue
+            started.append(path.name)
+            continue
+        if "branches" in filters and not _matches(filters["branches"], branch):
+            continue
+        if "paths" in filters and not any(_matches(filters["paths"], f) for f in changed):
+            continue
+        ignored = filters.get("paths-ignore")
+        if ignored and all(_matches(ignored, f) for f in changed):
+            continue
+        started.append(path.name)
+    return started
+
+
+def job_environments(job: Mapping[str, Any]) -> set[str]:
+    """The deployment environments a job targets.
+
+    ``environment:`` may be a name or ``{name: ...}``; an expression (``${{ matrix.x }}``)
+    stands for every value of the job's matrix.
+    """
+    target = job.get("environment")
+    target = target.get("name") if isinstance(target, dict) else target
+    if not isinstance(target, str):
+        return set()
+    if "${{" not in target:
+        return {target}
+    matrix = (job.get("strategy") or {}).get("matrix") or {}
+    return {str(v) for values in matrix.values() if isinstance(values, list) for v in values}
+
+
+def environment_groups(root: Path) -> dict[str, set[str]]:
+    """Per deployment environment, the concurrency groups of the jobs that target it.
+
+    Jobs in different groups run at the same time (GitHub docs, "Using concurrency"); a job
+    without a group is its own (``(none) workflow/job``). In a matrix job, ``${{ matrix.K }}``
+    in the group takes the value that targets each environment; other expressions are
+    kept as written.
+    """
+    groups: dict[str, set[str]] = {}
+    for path in sorted(root.glob(".github/workflows/*.yml")):
+        workflow = load(path)
+        default = workflow.get("concurrency")
+        for name, job in workflow["jobs"].items():
+            concurrency = job.get("concurrency", default)
+            group = concurrency.get("group") if isinstance(concurrency, dict) else concurrency
+            matrix = (job.get("strategy") or {}).get("matrix") or {}
+            for environment in job_environments(job):
+                text = str(group) if group else f"(none) {path.name}/{name}"
+                for key, values in matrix.items():
+                    if isinstance(values, list) and environment in map(str, values):
+                        pattern = r"\$\{\{\s*matrix\." + re.escape(str(key)) + r"\s*\}\}"
+                        text = re.sub(pattern, environment, text)
+                groups.setdefault(environment, set()).add(text)
+    return groups
+
+
+def job_ids(path: Path) -> list[str]:
+    """The job ids of a workflow file."""
+    return list(load(path)["jobs"])
+
+
+def waiting_jobs(path: Path, protected: set[str], only: str | None = None) -> list[str]:
+    """Jobs of a workflow that target a protected environment (they wait for a reviewer)."""
+    waiting = []
+    for name, job in load(path)["jobs"].items():
+        if only is not None and name != only:
+            continue
+        if job_environments(job) & protected:
+            waiting.append(name)
+    return waiting
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """A job's concurrency group as GitHub evaluates it for one run.
+
+    Attributes:
+        group: The group's name (``${{ matrix.K }}`` resolved; other expressions as written).
+        cancel_in_progress: ``cancel-in-progress`` (an expression counts as true for
+            ``pull_request`` when it names ``github.event_name == 'pull_request'``).
+        queue: ``single`` (GitHub's default: one pending entry) or ``max`` (up to 100).
+    """
+
+    group: str
+    cancel_in_progress: bool = False
+    queue: str = "single"
+
+
+def _concurrency(value: object, event: str) -> Concurrency | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Concurrency(value)
+    spec = dict(value)  # type: ignore[call-overload]  # a mapping in a valid workflow
+    cancel = spec.get("cancel-in-progress", False)
+    if isinstance(cancel, str):
+        expression = EXPRESSION.fullmatch(cancel.strip())
+        inner = expression[1] if expression else cancel
+        cancel = inner == f"github.event_name == '{event}'" or inner == "true"
+    return Concurrency(str(spec["group"]), bool(cancel), str(spec.get("queue", "single")))
+
+
+def job_concurrency(path: Path, job: str, event: str, environment: str = "") -> Concurrency | None:
+    """The concurrency group ``job`` of a workflow enters for ``event`` (None: no group).
+
+    The job's own ``concurrency:`` wins over the workflow's; ``${{ matrix.K }}`` in the group
+    takes ``environment`` (the matrix value that targets it).
+    """
+    workflow = load(path)
+    spec = workflow["jobs"][job].get("concurrency", workflow.get("concurrency"))
+    found = _concurrency(spec, event)
+    if found is None or not environment:
+        return found
+    group = re.sub(r"\$\{\{\s*matrix\.\w+\s*\}\}", environment, found.group)
+    return Concurrency(group, found.cancel_in_progress, found.queue)
+
+
+def job_scopes(path: Path) -> dict[str, object]:
+    """Each job's ``permissions:`` (its own, else the workflow's; None when neither sets any)."""
+    workflow = load(path)
+    default = workflow.get("permissions")
+    return {name: job.get("permissions", default) for name, job in workflow["jobs"].items()}
+
+
+def run_commands(path: Path, job: str) -> list[str]:
+    """The ``run:`` scripts of a job's steps, in order (composite actions not expanded)."""
+    steps = load(path)["jobs"][job].get("steps") or []
+    return [str(step["run"]) for step in steps if "run" in step]
