@@ -26,6 +26,7 @@ from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
 from scripts.cd.checks import request
 from scripts.cd.processes import free_port
+from scripts.dev.harness.github.environments import Environment
 from scripts.dev.harness.machines import MACHINES, cache_keys, evaluate_key
 from scripts.dev.harness.runs import ActRun
 from scripts.dev.harness.sandbox import Sandbox, create_sandbox
@@ -574,11 +575,12 @@ def test_defect_6_a_fork_pull_request_never_reaches_a_self_hosted_runner(
 
 
 def test_defect_7_the_hourly_decision_runs_without_a_reviewer(sandbox: Sandbox) -> None:
-    sandbox.protected.add("production")  # README: "put required reviewers on production"
+    # README: "put required reviewers on production"
+    sandbox.environments["production"] = Environment(reviewers=("platform-lead",))
     try:
         run = sandbox.act("schedule", "promote.yml")
     finally:
-        sandbox.protected.discard("production")
+        del sandbox.environments["production"]
     assert run.ok, explain(run)
 
 

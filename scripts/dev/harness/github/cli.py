@@ -51,7 +51,8 @@ def require(record: Record, scope: str, level: str = "write") -> None:
     scopes = record.job_scopes(os.environ.get("GITHUB_JOB", "")) if kind == "workflow" else None
     if kind == "none":
         print(
-            "gh: To use GitHub CLI in a GitHub Actions workflow, set the GH_TOKEN environment variable.",
+            "gh: To use GitHub CLI in a GitHub Actions workflow, set the GH_TOKEN "
+            "environment variable.",
             file=sys.stderr,
         )
         sys.exit(4)
