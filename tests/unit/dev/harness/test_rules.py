@@ -1,0 +1,132 @@
+"""GitHub's rules as the harness models them, each checked on its own (no act, no git)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts.dev.harness.concurrency import Group
+from scripts.dev.harness.errors import ActError
+from scripts.dev.harness.github.environments import Environment, branch_refusal, run_secrets
+from scripts.dev.harness.github.hooks import refusal
+from scripts.dev.harness.github.state import Protection, Record
+from scripts.dev.harness.github.tokens import (
+    APP_TOKEN,
+    READ_ONLY_TOKEN,
+    WORKFLOW_TOKEN,
+    allowed,
+    scopes_of,
+    token_kind,
+)
+from scripts.dev.harness.workflows import Concurrency, job_concurrency, job_scopes
+from scripts.dev.workspace import PROJECT_ROOT
+
+WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
+SINGLE = Concurrency("environment-production")
+MAX = Concurrency("environment-production", queue="max")
+
+
+def test_queue_single_keeps_one_pending_and_cancels_the_one_it_replaces() -> None:
+    group = Group("environment-production")
+    group.arrive("release / production", SINGLE)  # runs (e.g. waits for its reviewer)
+    group.arrive("deploy / apply (production)", SINGLE)
+    group.arrive("promote / decide", SINGLE)
+    assert group.states() == {
+        "release / production": "running",
+        "deploy / apply (production)": "cancelled",
+        "promote / decide": "pending",
+    }
+    group.finish("release / production")
+    assert group.states()["promote / decide"] == "running"
+
+
+def test_queue_max_keeps_every_pending_entry_in_order() -> None:
+    group = Group("environment-production")
+    for name in ("a", "b", "c"):
+        group.arrive(name, MAX)
+    assert [entry.name for entry in group.pending] == ["b", "c"]
+    group.finish("a")
+    group.finish("b")
+    assert group.states() == {"a": "completed", "b": "completed", "c": "running"}
+
+
+def test_cancel_in_progress_cancels_the_running_entry_and_refuses_queue_max() -> None:
+    group = Group("ci-7")
+    group.arrive("first push", Concurrency("ci-7", cancel_in_progress=True))
+    group.arrive("second push", Concurrency("ci-7", cancel_in_progress=True))
+    assert group.states() == {"first push": "cancelled", "second push": "running"}
+    with pytest.raises(ActError, match="queue: max requires cancel-in-progress: false"):
+        group.arrive("x", Concurrency("ci-7", cancel_in_progress=True, queue="max"))
+
+
+def test_groups_are_read_from_the_workflow_files() -> None:
+    apply = job_concurrency(WORKFLOWS / "deploy.yml", "apply", "push", "production")
+    decide = job_concurrency(WORKFLOWS / "promote.yml", "decide", "schedule")
+    assert apply is not None and decide is not None
+    assert apply.group == "environment-production"
+    ci = job_concurrency(WORKFLOWS / "ci.yml", "test", "pull_request")
+    assert ci is not None and ci.cancel_in_progress
+    pushed = job_concurrency(WORKFLOWS / "ci.yml", "test", "push")
+    assert pushed is not None and not pushed.cancel_in_progress
+
+
+def test_branch_protection_refuses_gh006_unless_checks_passed_or_bypassed() -> None:
+    rule = Protection(("ci / test", "train / train"), bypass=("app",))
+    message = refusal(rule, "main", "person", {"ci / test": "success"})
+    assert message is not None
+    assert message.startswith("GH006: Protected branch update failed for refs/heads/main.")
+    assert "'train / train'" in message
+    passed = {"ci / test": "success", "train / train": "skipped"}
+    assert refusal(rule, "main", "person", passed) is None
+    assert refusal(rule, "main", "app", {}) is None
+    assert refusal(Protection(("ci / test",)), "main", "app", {}) is not None
+
+
+def test_protection_is_recorded_and_read_back(tmp_path: Path) -> None:
+    record = Record(tmp_path)
+    assert record.protection("main") is None
+    record.set_protection({"main": Protection(("ci / test",), ("app",), strict=True)})
+    assert record.protection("main") == Protection(("ci / test",), ("app",), strict=True)
+    assert record.settings() == {
+        "actions_can_create_pull_requests": False,
+        "allow_auto_merge": False,
+    }
+
+
+def test_a_deployment_branch_policy_lets_only_its_branches_deploy() -> None:
+    production = Environment(reviewers=("lead",), branches=("main",), secrets={"KEY": "k"})
+    assert branch_refusal("production", production, "refs/heads/main") is None
+    refused = branch_refusal("production", production, "refs/pull/3/merge")
+    assert refused is not None
+    assert "not allowed to deploy to production due to environment protection rules" in refused
+    assert branch_refusal("staging", Environment(), "refs/heads/feature") is None
+
+
+def test_environment_secrets_reach_only_runs_that_name_the_environment() -> None:
+    environments = {"production": Environment(secrets={"AWS_SECRET_ACCESS_KEY": "prod"})}
+    repository = {"GITOPS_APP_KEY": "app", "AWS_SECRET_ACCESS_KEY": "repo"}
+    assert run_secrets(repository, environments, []) == repository
+    assert run_secrets(repository, environments, ["production"])["AWS_SECRET_ACCESS_KEY"] == "prod"
+
+
+def test_one_token_rule_for_kinds_and_scopes() -> None:
+    assert [token_kind(t) for t in (WORKFLOW_TOKEN, READ_ONLY_TOKEN, APP_TOKEN, None)] == [
+        "workflow",
+        "read-only",
+        "app",
+        "none",
+    ]
+    comment_job = scopes_of({"contents": "read", "pull-requests": "write"})
+    assert allowed("workflow", "issues", "write", comment_job)
+    assert not allowed("workflow", "contents", "write", comment_job)
+    assert not allowed("workflow", "pull-requests", "write", scopes_of(None))
+    assert not allowed("read-only", "issues", "write")
+    assert allowed("app", "contents", "write")
+    assert not allowed("none", "contents", "read")
+
+
+def test_job_permissions_are_read_per_job() -> None:
+    scopes = job_scopes(WORKFLOWS / "release.yml")
+    assert scopes["image"] == {"contents": "read", "packages": "write"}
+    assert scopes["staging"] == {"contents": "read"}  # the workflow's default
