@@ -128,7 +128,7 @@ def test_each_job_gets_the_machine_its_labels_would(tmp_path: Path) -> None:
     }
     tracking = new_tracking_id()
     command = act_push(tmp_path, tracking)
-    code, _, _ = run_streaming(command, tmp_path / "repo", env, tracking, False)
+    code, output, _ = run_streaming(command, tmp_path / "repo", env, tracking, False)
     assert code == 0, output[-3000:]
     home = {job: (out / job).read_text().strip() for job in roots}
     # Hosted labels: a new machine per job, nothing left from the job before.

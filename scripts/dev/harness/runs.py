@@ -103,10 +103,20 @@ class ActRun:
     # Security rules the run broke (e.g. a fork's code on a self-hosted runner).
     violations: list[str] = field(default_factory=list)
 
+    # Jobs with an ``if:`` that the run may skip without a word (only when the caller
+    # named no expected jobs: then every job of the file is expected).
+    conditional: set[str] = field(default_factory=set)
+
     @property
     def missing(self) -> list[str]:
-        """Expected jobs that reported no result (skipped or never started)."""
-        return [job for job in self.expected if job not in self.jobs]
+        """Expected jobs that reported no result (skipped or never started).
+
+        A job with an ``if:`` in a run that completed (act exit 0) was skipped by its
+        condition, as GitHub skips it; any other silent job is missing (act skips a job
+        whose labels have no runner mapping, and jobs whose needs failed).
+        """
+        skippable = self.conditional if self.returncode == 0 else set()
+        return [job for job in self.expected if job not in self.jobs and job not in skippable]
 
     @property
     def ok(self) -> bool:
@@ -130,7 +140,8 @@ class ActRun:
         """One line per expected or reported job."""
         rows = [f"{self.workflow} ({self.event}): act exit {self.returncode}, {self.seconds:.0f} s"]
         for job in dict.fromkeys([*self.expected, *self.jobs]):
-            rows.append(f"  {job:<12} {self.jobs.get(job, 'NOT RUN (expected)')}")
+            silent = "NOT RUN (expected)" if job in self.missing else "skipped (its if:)"
+            rows.append(f"  {job:<12} {self.jobs.get(job, silent)}")
         rows += [f"  VIOLATION: {violation}" for violation in self.violations]
         return "\n".join(rows)
 
@@ -300,6 +311,8 @@ class Runs(Repository):
             workflow, event, returncode, jobs, expected, logs / f"{stamp}.jsonl", seconds, lines
         )
         run.cleaned = cleaned
+        if expect is None and not job:
+            run.conditional = {name for name, spec in load(path)["jobs"].items() if "if" in spec}
         if fork:
             hosted = self_hosted_jobs(path, variables, fork=True)
             run.violations += [
