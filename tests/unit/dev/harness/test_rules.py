@@ -63,12 +63,15 @@ def test_cancel_in_progress_cancels_the_running_entry_and_refuses_queue_max() ->
 def test_groups_are_read_from_the_workflow_files() -> None:
     apply = job_concurrency(WORKFLOWS / "deploy.yml", "apply", "push", "production")
     decide = job_concurrency(WORKFLOWS / "promote.yml", "decide", "schedule")
-    assert apply is not None and decide is not None
+    assert apply is not None
+    assert decide is not None
     assert apply.group == "environment-production"
     ci = job_concurrency(WORKFLOWS / "ci.yml", "test", "pull_request")
-    assert ci is not None and ci.cancel_in_progress
+    assert ci is not None
+    assert ci.cancel_in_progress
     pushed = job_concurrency(WORKFLOWS / "ci.yml", "test", "push")
-    assert pushed is not None and not pushed.cancel_in_progress
+    assert pushed is not None
+    assert not pushed.cancel_in_progress
 
 
 def test_branch_protection_refuses_gh006_unless_checks_passed_or_bypassed() -> None:
