@@ -140,19 +140,23 @@ def adopt(
     """Configure the sandbox as a team that adopted the template has its repository.
 
     Branch protection on main requires :data:`REQUIRED_CHECKS` with the App as the only
-    bypass actor (``bypass=()``: none); ``production`` has a required reviewer and a
-    deployment-branch policy of ``main``, and holds the storage keys (environment secrets,
-    gone from the repository's); ``staging`` is limited to main too; "Allow auto-merge"
-    as given. The GitHub App is configured (``GITOPS_APP_ID``, ``GITOPS_APP_KEY``). The
-    storage is whatever :func:`create_sandbox` set (give it an S3 endpoint).
+    bypass actor (``bypass=()``: none); ``production`` has a required reviewer, a
+    deployment-branch policy of ``main`` and secrets of its own (a kubeconfig, the deploy's
+    storage keys); ``staging`` is limited to main too; "Allow auto-merge" as given. The
+    GitHub App is configured (``GITOPS_APP_ID``, ``GITOPS_APP_KEY``). The storage is
+    whatever :func:`create_sandbox` set (give it an S3 endpoint).
     """
     sandbox.variables["GITOPS_APP_ID"] = "424242"
     sandbox.secrets["GITOPS_APP_KEY"] = "-----BEGIN PRIVATE KEY----- (act sandbox)"
-    storage = {key: sandbox.secrets.pop(key) for key in list(sandbox.secrets) if "AWS" in key}
+    # As README's adoption section has it today: the storage keys are repository secrets
+    # (the train and release build jobs read them); what only deploys need lives in the
+    # environments (a kubeconfig, the deploy's own copy of the keys).
+    deploy = {key: value for key, value in sandbox.secrets.items() if key.startswith("AWS_")}
+    deploy["KUBECONFIG"] = "(act sandbox: a stand-in kubeconfig)"
     sandbox.environments["production"] = Environment(
-        reviewers=tuple(reviewers), branches=("main",), secrets=dict(storage)
+        reviewers=tuple(reviewers), branches=("main",), secrets=dict(deploy)
     )
-    sandbox.environments["staging"] = Environment(branches=("main",), secrets=dict(storage))
+    sandbox.environments["staging"] = Environment(branches=("main",), secrets=dict(deploy))
     sandbox.protection["main"] = Protection(REQUIRED_CHECKS, tuple(bypass))
     sandbox.settings["allow_auto_merge"] = auto_merge
     sandbox.publish_settings()

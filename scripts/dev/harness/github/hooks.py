@@ -69,7 +69,7 @@ def pre_receive(lines: list[str], record: Record) -> int:
         sha = os.environ.get("GITOPS_ML_MERGE_OF") or new
         message = refusal(rule, branch, by, record.checks(sha))
         if message:
-            print(f"remote: error: {message}", file=sys.stderr)
+            print(f"error: {message}", file=sys.stderr)  # git prefixes "remote: "
             return 1
     return 0
 

@@ -1,0 +1,316 @@
+"""The loop in a team's repository: GitHub's rules under the "adopted repository" profile.
+
+One scenario per defect that keeps the loop from being green, hands-free and safe in an
+adopter's repository (issue #19's list). Each fails today for the reason its docstring
+states, and is marked ``xfail(strict=True)`` naming the issue that fixes it; that issue
+removes the mark. Where the defect is a property of the workflow files under GitHub's rules
+(who is cancelled, which events start what, how many approvals a release takes), the
+scenario asks the harness's pure models (:mod:`scripts.dev.harness.concurrency`,
+:mod:`scripts.dev.harness.workflows`) about the real files; where it is behaviour, it runs
+the real code against the sandbox's origin, record and S3 endpoint. The scenarios that need
+a running production (5, 8) live with the module sandbox in ``test_workflows.py``; the one
+that needs two trainings (11) in ``tests/integration/test_pipeline.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts.dev.harness.concurrency import Group
+from scripts.dev.harness.github.environments import run_secrets
+from scripts.dev.harness.github.state import Protection
+from scripts.dev.harness.github.tokens import APP_TOKEN
+from scripts.dev.harness.sandbox import Sandbox, adopt, create_sandbox
+from scripts.dev.harness.workflows import (
+    job_concurrency,
+    job_environments,
+    load,
+    run_commands,
+    triggered_workflows,
+)
+from scripts.dev.s3 import S3Endpoint, s3_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.workflow]
+
+STATE_FILE = "bentos/deployments/production.yaml"
+MODEL_CHANGE = ["dvc.lock", "metrics.json", "params.yaml"]
+
+
+def xfail(issue: int, reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"#{issue}: {reason}")
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Endpoint]:
+    with s3_server("adopted-bucket") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def adopted(tmp_path_factory: pytest.TempPathFactory, s3: S3Endpoint) -> Sandbox:
+    """A team's repository: S3 storage, protected main, production behind a reviewer."""
+    return adopt(create_sandbox(tmp_path_factory.mktemp("adopted"), s3=s3))
+
+
+def workflow(sandbox: Sandbox, name: str) -> Path:
+    return sandbox.work / ".github" / "workflows" / name
+
+
+def production_approvals(sandbox: Sandbox, name: str, event: str, changed: list[str]) -> list[str]:
+    """``workflow / job`` of the jobs a push starts that wait for production's reviewer."""
+    waiting = []
+    for started in triggered_workflows(sandbox.work, event, changed, "main"):
+        for job, spec in load(workflow(sandbox, started))["jobs"].items():
+            if job_environments(spec) & sandbox.protected:
+                waiting.append(f"{started} / {job}")
+    return waiting
+
+
+@xfail(20, "promote.yml's decide joins environment-production with queue: single")
+def test_scenario_1_an_hourly_promote_never_cancels_a_pending_production_apply(
+    adopted: Sandbox,
+) -> None:
+    """Three entries of environment-production in a row, as GitHub queues them.
+
+    A release's production job waits for its reviewer (holding the group); a merged
+    state PR's apply waits behind it; the hourly promote arrives: GitHub cancels the
+    pending apply ("cancelled", silently) because the group keeps one pending entry.
+    """
+    groups: dict[str, Group] = {}
+    arrivals = [
+        ("release.yml", "production", "push", "production"),
+        ("deploy.yml", "apply", "push", "production"),
+        ("promote.yml", "decide", "schedule", ""),
+    ]
+    for name, job, event, environment in arrivals:
+        spec = job_concurrency(workflow(adopted, name), job, event, environment)
+        assert spec is not None, f"{name} / {job} has no concurrency group"
+        groups.setdefault(spec.group, Group(spec.group)).arrive(f"{name} / {job}", spec)
+    states = {entry: state for group in groups.values() for entry, state in group.states().items()}
+    assert states["deploy.yml / apply"] != "cancelled", states
+    assert states["release.yml / production"] != "cancelled", states
+
+
+@xfail(20, "merging a gitops/* PR starts deploy.yml only; nothing runs the release again")
+def test_scenario_2_a_release_blocked_by_a_state_pr_resumes_when_that_pr_merges(
+    adopted: Sandbox,
+) -> None:
+    """Merging the state PR that blocked a release starts that release again.
+
+    release.yml stopped at `make state-pending` while a state PR was open; that PR's
+    merge (a push to main changing only the state) must run the release's build again.
+    """
+    started = triggered_workflows(adopted.work, "push", [STATE_FILE], "main")
+    resumed = [
+        name
+        for name in started
+        for job in load(workflow(adopted, name))["jobs"]
+        if any("make bento" in command for command in run_commands(workflow(adopted, name), job))
+    ]
+    assert resumed, f"the state PR's merge starts {started}, none of which releases"
+
+
+@xfail(20, "release.yml's production job and deploy.yml's apply both wait for a reviewer")
+def test_scenario_3_one_release_takes_at_most_one_production_approval(adopted: Sandbox) -> None:
+    """Approvals one release takes: its push to main, then its state PR's merge.
+
+    A release: its push to main (release.yml), then its state PR's merge (deploy.yml
+    re-applies the same state). Each job that names production waits for a reviewer.
+    """
+    waits = production_approvals(adopted, "release.yml", "push", MODEL_CHANGE)
+    waits += production_approvals(adopted, "deploy.yml", "push", [STATE_FILE])
+    assert len(waits) <= 1, f"one release, {len(waits)} production approvals: {waits}"
+
+
+@xfail(20, "no scheduled job applies main's state: only a release or a state merge applies")
+def test_scenario_4_a_closed_release_state_pr_leaves_no_challenger_serving(
+    adopted: Sandbox,
+) -> None:
+    """What runs after a release's state PR is closed unmerged.
+
+    The release applied its challenger before its state PR; a person closes the PR.
+    Closing starts nothing (no workflow runs on pull_request: closed); only scheduled
+    workflows run next, and none of them makes what runs equal to main's state unless
+    STATE_PUSH=direct (promote's `make apply` is guarded by it).
+    """
+    assert triggered_workflows(adopted.work, "pull_request", [STATE_FILE], "main")  # train/ci
+    reconciling = []
+    for path in sorted((adopted.work / ".github" / "workflows").glob("*.yml")):
+        if "schedule" not in load(path).get(True, load(path).get("on", {})):
+            continue
+        for name, job in load(path)["jobs"].items():
+            for step in job.get("steps") or []:
+                command = str(step.get("run", ""))
+                if ("make apply" in command or "make reconcile" in command) and "if" not in step:
+                    reconciling.append(f"{path.name} / {name}")
+    assert reconciling, "no scheduled job reconciles production with main's state"
+
+
+def propose(
+    sandbox: Sandbox, checkout: Path, *args: str, hour: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """``python -m scripts.gitops propose`` as a job does, from a fresh clone, App token.
+
+    ``hour``: when the job runs (hours after the first); git's commit dates follow it.
+    """
+    subprocess.run(["git", "clone", "-q", str(sandbox.origin), str(checkout)], check=True)
+    state = checkout / STATE_FILE
+    document = yaml.safe_load(state.read_text(encoding="utf-8"))
+    document["variants"] = [{"name": "champion", "bento": "credit_risk:decided", "weight": 100}]
+    state.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    body = checkout.parent / f"{checkout.name}-body.md"
+    body.write_text("## A/B decision: PROMOTE\n", encoding="utf-8")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.gitops",
+            "propose",
+            STATE_FILE,
+            "--title",
+            "Promote",
+            "--body-file",
+            str(body),
+            "--branch",
+            "gitops/production-decision",
+            *args,
+        ],
+        cwd=checkout,
+        env={
+            **sandbox.github_env(APP_TOKEN),
+            "GIT_AUTHOR_DATE": f"{1_780_000_000 + 3600 * hour} +0000",
+            "GIT_COMMITTER_DATE": f"{1_780_000_000 + 3600 * hour} +0000",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@xfail(20, "propose force-pushes a new commit to the decision branch every hour")
+def test_scenario_6_an_unchanged_decision_leaves_its_open_pr_alone(
+    adopted: Sandbox, tmp_path: Path
+) -> None:
+    """Two hours, one decision, one open PR.
+
+    The hourly promote reaches the same decision twice while its PR is open: the second
+    hour pushes a new commit anyway (CI reruns; "dismiss stale approvals" drops reviews).
+    """
+    seen = len(adopted.pushes())
+    for hour in (1, 2):
+        result = propose(adopted, tmp_path / f"hour-{hour}", hour=hour)
+        assert result.returncode == 0, result.stderr
+    pushes = [
+        p for p in adopted.pushes()[seen:] if p["ref"] == "refs/heads/gitops/production-decision"
+    ]
+    assert len(pushes) == 1, f"{len(pushes)} pushes to the open decision PR's branch"
+
+
+@xfail(20, "a direct state push to a protected main is refused (GH006)")
+def test_scenario_7_the_documented_direct_state_push_passes_branch_protection(
+    adopted: Sandbox, tmp_path: Path
+) -> None:
+    """STATE_PUSH=direct under a team's branch protection.
+
+    README offers STATE_PUSH=direct; with main protected by the required checks and no
+    bypass actor (a ruleset's default), the App's push of the state is refused.
+    """
+    adopted.protection["main"] = Protection(adopted.protection["main"].required_checks)
+    adopted.publish_settings()
+    try:
+        before = adopted.origin_git("rev-parse", "refs/heads/main").stdout.strip()
+        result = propose(adopted, tmp_path / "direct", "--direct")
+        after = adopted.origin_git("rev-parse", "refs/heads/main").stdout.strip()
+    finally:
+        adopt(adopted)
+    assert "GH006" not in result.stderr, result.stderr[-600:]
+    assert (result.returncode, after != before) == (0, True)
+
+
+@xfail(21, "a PR's jobs get the repository's storage keys, which can write bentos/")
+def test_scenario_9_a_pr_job_cannot_write_the_store_releases_trust(
+    adopted: Sandbox, s3: S3Endpoint
+) -> None:
+    """What a pull request's job can do to the store releases and rollbacks read.
+
+    train.yml's jobs on a pull request get the AWS keys as repository secrets; with them
+    the PR's own code can overwrite the archived Bentos a rollback deploys.
+    """
+    path = workflow(adopted, "train.yml")
+    targeted = {env for spec in load(path)["jobs"].values() for env in job_environments(spec)}
+    secrets = run_secrets(adopted.secrets, adopted.environments, targeted)
+    keys = {k: v for k, v in secrets.items() if k.startswith("AWS_")}
+    if not keys:
+        return  # no credentials for the store at all: nothing to write with
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        key=keys.get("AWS_ACCESS_KEY_ID"),
+        secret=keys.get("AWS_SECRET_ACCESS_KEY"),
+        client_kwargs={"endpoint_url": s3.url, "region_name": "us-east-1"},
+    )
+    target = f"{s3.bucket}/dvc-{adopted.root.name}/bentos/credit_risk/champion.bento"
+    with pytest.raises(PermissionError):
+        fs.pipe(target, b"a PR's own archive")
+
+
+@xfail(21, "a PR's edited workflow runs on [self-hosted, deploy] with repository secrets")
+def test_scenario_10_a_pr_editing_its_workflow_gets_no_secret_on_the_deploy_runner(
+    adopted: Sandbox,
+) -> None:
+    """A PR that edits its own workflow to reach the deploy runner.
+
+    pull_request runs the PR's merge commit's workflow files: a branch adds a job on
+    the deploy runner, and its step sees the App's private key (a repository secret).
+    """
+    adopted.git("checkout", "-q", "-B", "edit-workflow", "main")
+    path = workflow(adopted, "train.yml")
+    document = load(path)
+    document["jobs"]["reach"] = {
+        "runs-on": ["self-hosted", "deploy"],
+        "steps": [
+            {
+                "env": {"KEY": "${{ secrets.GITOPS_APP_KEY }}"},
+                "run": 'if [ -n "$KEY" ]; then echo "secret in reach on $GITOPS_ML_MACHINE"; fi',
+            }
+        ],
+    }
+    document.pop(True, None)
+    document["on"] = {"pull_request": None}
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    adopted.commit_all("A PR that edits its own workflow")
+    adopted.push("edit-workflow")
+    try:
+        run = adopted.act("pull_request", "train.yml", number=40, job="reach")
+    finally:
+        adopted.git("checkout", "-q", "main")
+    assert run.jobs.get("reach") == "success", run.summary()
+    assert "secret in reach" not in run.output("reach")
+
+
+def test_the_adopted_profile_refuses_a_persons_push_without_the_required_checks(
+    adopted: Sandbox,
+) -> None:
+    """Branch protection as GitHub enforces it.
+
+    A person's push to main without the
+    required checks is refused with GH006; the same push by the App (bypass) lands.
+    """
+    adopted.git("checkout", "-q", "main")
+    (adopted.work / "docs" / "note.md").write_text("A note.\n", encoding="utf-8")
+    adopted.commit_all("docs: a note")
+    refused = adopted.run("git", "push", "-q", "origin", "main", check=False)
+    assert refused.returncode != 0
+    assert "GH006: Protected branch update failed for refs/heads/main." in refused.stderr
+    assert "'ci / test', 'train / train'" in refused.stderr
+    assert os.environ.get("GH_TOKEN") is None
+    by_app = adopted.run("git", "push", "-q", "origin", "main", env={"GH_TOKEN": APP_TOKEN})
+    assert by_app.returncode == 0
+    assert adopted.pushes()[-1]["by"] == "app"
