@@ -660,3 +660,55 @@ def test_full_loop_from_a_pull_request_to_a_decided_production(sandbox: Sandbox)
         after = deployment(sandbox, "production")
         assert after is not None
         assert list(after["variants"]) == ["champion"], "the decision was never applied"
+
+
+# Scenarios of the adopted-repository list (tests/workflows/test_adopted.py) that need a
+# running production: they come last, the reboot the very last (it takes production down).
+
+
+def interpreter(pid: int) -> str:
+    """The interpreter a process was started with (argv[0], as the supervisor wrote it)."""
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")[0].decode()
+
+
+@pytest.mark.xfail(
+    strict=True, reason="#20: production's variants run from the venv the jobs install into"
+)
+def test_scenario_8_a_dependency_change_never_touches_a_running_variants_interpreter(
+    sandbox: Sandbox,
+) -> None:
+    """Production's interpreter, against the venv that jobs install into.
+
+    Jobs on the deploy runner install what their checkout declares into their venv
+    (``make install``: ``uv pip install`` in place); a variant that runs from that venv
+    gets a merged dependency change before any gate or approval.
+    """
+    running = deployment(sandbox, "production")
+    assert running is not None
+    jobs_venv = sys.prefix  # what the harness hands every job as VENV
+    for name, variant in running["variants"].items():
+        used = interpreter(int(variant["pid"]))
+        assert not used.startswith(f"{jobs_venv}/"), f"{name} runs on the jobs' venv: {used}"
+
+
+@pytest.mark.xfail(strict=True, reason="#20: nothing starts production again after a reboot")
+def test_scenario_5_after_a_reboot_the_next_scheduled_run_brings_production_back(
+    sandbox: Sandbox,
+) -> None:
+    """The deploy machine restarts, then the next scheduled run comes.
+
+    Every process the machine ran is gone (supervisor included).
+    Nothing starts at boot, and the next scheduled workflow (the hourly promote) does not
+    bring production back either.
+    """
+    running = deployment(sandbox, "production")
+    assert running is not None
+    url = f"http://127.0.0.1:{running['router_port']}/readyz"
+    assert request(url)[0] == 200
+    assert sandbox.reboot(), "the deploy machine ran no process"
+    hourly = sandbox.act("schedule", "promote.yml")
+    try:
+        status = request(url)[0]
+    except OSError:
+        status = 0
+    assert status == 200, f"after a reboot and {hourly.summary()}: production answers {status}"

@@ -85,13 +85,15 @@ def cleanup_job(tracking_id: str, job: str | None = None) -> list[int]:
 def reboot(machine: Path) -> list[int]:
     """A machine restarts: every process it ran is gone and its temporary folder is empty.
 
-    The machine's processes are those whose environment names it (``GITOPS_ML_MACHINE``,
-    set for every step by the machine wrapper and inherited by whatever a step started,
-    supervisors included). Returns their pids.
+    The machine's processes are those whose environment names it: ``GITOPS_ML_MACHINE``
+    (set for every step by the machine wrapper) or a ``HOME`` inside it (what a service
+    started with a clean environment, a supervisor, still inherits). Returns their pids.
     """
     killed = []
     for pid in processes():
-        if environment_of(pid).get("GITOPS_ML_MACHINE") != str(machine):
+        env = environment_of(pid)
+        home = env.get("HOME", "")
+        if env.get("GITOPS_ML_MACHINE") != str(machine) and not home.startswith(f"{machine}/"):
             continue
         try:
             os.kill(pid, signal.SIGKILL)
