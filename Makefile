@@ -274,7 +274,7 @@ lint-workflows: install ## Lint the workflows and actions: check-jsonschema and 
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml .github/act/actions/*/action.yml
 	$(BIN)/zizmor --offline --no-progress --config .github/zizmor.yml .github
 
-# Run the real workflow files with nektos/act in a temporary clone (see scripts/dev/act.py).
+# Run the real workflow files with nektos/act in a temporary clone (see scripts/dev/harness/).
 ACT_ARGS ?=
 
 .PHONY: act-pr
