@@ -161,8 +161,9 @@ def test_a_pr_made_with_the_workflow_token_is_refused_by_default(
 def test_the_workflow_token_opens_prs_when_allowed_but_they_trigger_nothing(
     github: dict[str, str], tmp_path: Path
 ) -> None:
-    settings = Path(github["GITOPS_ML_RECORD"]) / "settings.json"
-    settings.write_text(json.dumps({"actions_can_create_pull_requests": True}), encoding="utf-8")
+    Record(Path(github["GITOPS_ML_RECORD"])).set_settings(
+        {"actions_can_create_pull_requests": True}
+    )
     assert open_pr(github, tmp_path, WORKFLOW_TOKEN).returncode == 0
     (pull,) = state(github)["pulls"]
     assert (pull["token"], pull["triggers_workflows"]) == ("workflow", False)
