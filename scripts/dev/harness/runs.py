@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -393,18 +392,3 @@ class Runs(Repository):
         if token is not None:
             env["GH_TOKEN"] = token
         return env
-
-    def stop_deployments(self) -> list[str]:
-        """``scripts.deploy down`` for every environment the workflows deployed."""
-        stopped = []
-        for state in sorted(self.run_dir.glob("*/running.json")):
-            name = state.parent.name
-            subprocess.run(
-                [sys.executable, "-m", "scripts.deploy", "down", "--env", name],
-                cwd=self.work,
-                env=self.env(GITOPS_ML_RUN_DIR=str(self.run_dir)),
-                capture_output=True,
-                check=False,
-            )
-            stopped.append(name)
-        return stopped

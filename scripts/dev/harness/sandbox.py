@@ -66,6 +66,21 @@ class Sandbox(Events):
         self.push("main")
         return sha
 
+    def stop_deployments(self) -> list[str]:
+        """``scripts.deploy down`` for every environment the workflows deployed."""
+        stopped = []
+        for state in sorted(self.run_dir.glob("*/running.json")):
+            name = state.parent.name
+            subprocess.run(
+                [sys.executable, "-m", "scripts.deploy", "down", "--env", name],
+                cwd=self.work,
+                env=self.env(GITOPS_ML_RUN_DIR=str(self.run_dir)),
+                capture_output=True,
+                check=False,
+            )
+            stopped.append(name)
+        return stopped
+
     def reboot(self, machine: str = DEPLOY_MACHINE) -> list[int]:
         """A machine of the sandbox restarts (:func:`~scripts.dev.harness.runner.reboot`).
 
