@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from scripts.dev.harness.github.tokens import APP_TOKEN
 from scripts.dev.harness.runs import STANDINS
 from scripts.dev.harness.sandbox import Sandbox, create_sandbox
 
@@ -75,6 +76,8 @@ def direct(root: Path) -> dict[str, float]:
         VENV=sys.prefix,
         PATH=f"{STANDINS / 'cml'}:{STANDINS / 'bin'}:{sandbox.env()['PATH']}",
         GITOPS_ML_RECORD=str(sandbox.record),
+        GITOPS_ML_PYTHON=sys.executable,
+        GH_TOKEN=APP_TOKEN,
         GITHUB_REPOSITORY="gitops-ml/sandbox",
     )
     sandbox.record.mkdir(exist_ok=True)

@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from pipeline.generate import Window, generate
 from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
+from scripts.dev.harness.github.tokens import WORKFLOW_TOKEN
 from scripts.dev.harness.sandbox import Sandbox, create_sandbox
 from tests.helpers import SMALL
 
@@ -47,8 +48,11 @@ def test_drifted_window_opens_one_retraining_pr_and_retraining_recovers(tmp_path
     window = scored(sandbox, old_model, generate(2000, 21, Window(drift="concept")))
     window_file = tmp_path / "window.parquet"
     window.to_parquet(window_file)
-    env = sandbox.github_env()  # no App token or PAT
-    sandbox.record.mkdir(exist_ok=True)  # the origin's push hook may have made it
+    # No App token or PAT: drift.yml falls back to the run's GITHUB_TOKEN, which may open a
+    # PR only where the repository allows Actions to (Settings -> Actions; off by default).
+    env = sandbox.github_env(WORKFLOW_TOKEN)
+    sandbox.settings["actions_can_create_pull_requests"] = True
+    sandbox.publish_settings()
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -78,6 +82,7 @@ def test_drifted_window_opens_one_retraining_pr_and_retraining_recovers(tmp_path
         assert "a retraining PR is already open (https://github.invalid/" in again.stdout
     (pull,) = sandbox.github()["pulls"]
     assert pull["head"] == "retrain/w1"
+    assert (pull["token"], pull["triggers_workflows"]) == ("workflow", False)
     assert pull["body"].startswith("## Drift report: DRIFT: performance drop")
     shown = subprocess.run(
         ["git", "--git-dir", str(sandbox.root / "origin.git"), "show", "--stat", "retrain/w1"],

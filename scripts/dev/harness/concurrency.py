@@ -3,15 +3,20 @@
 A pure model (tested in ``make test-fast``) of the rules in GitHub's docs, "Control the
 concurrency of workflows and jobs", and the changelog of 2026-05-07 (``queue: max``):
 
-* within a group, one entry runs; a job waiting for an environment's reviewer is already in
-  its group and holds it (it "runs": the wait is a deployment protection rule evaluated
-  after the job was assigned to the group — reports in elizaOS/eliza#18092 and
-  hypothesis/lms#4533 of hours-long holds);
+* within a group, one entry runs and the others are pending;
 * ``queue: single`` (the default) keeps one pending entry: a newcomer replaces it, and the
-  replaced entry ends **cancelled** (not failed);
-* ``queue: max`` keeps up to 100 pending entries in order (it requires
-  ``cancel-in-progress`` to be false);
-* ``cancel-in-progress: true`` cancels the running entry when a newcomer arrives.
+  replaced entry ends **cancelled** (not failed) — "any previously pending job or workflow
+  in the concurrency group will be canceled";
+* ``queue: max`` keeps up to 100 pending entries in order; when the queue is full, the
+  newcomer is cancelled; it requires ``cancel-in-progress`` to be false;
+* ``cancel-in-progress: true`` cancels the running entry when a newcomer arrives;
+* a job waiting for its environment's required reviewer is a **pending** entry, replaced
+  like any other (hypothesis/lms#4533: job-level groups, jobs awaiting approval cancelled
+  by newer runs); it starts only once approved (:meth:`Group.approve`).
+
+A workflow-level ``concurrency:`` is one entry for the whole run, held until every job of
+the run is done (elizaOS/eliza#18092: a run waiting for a reviewer holds its workflow's
+group for hours); a job-level one is an entry per job. Feed each in its own :class:`Group`.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ MAX_QUEUE = 100
 
 @dataclass
 class Entry:
-    """A job in a group: ``name`` as GitHub shows it (``workflow / job``) and its state."""
+    """A run or a job in a group: ``name`` as GitHub shows it, and its state."""
 
     name: str
-    state: str = "pending"  # pending -> running -> completed, or cancelled
+    state: str = "pending"  # pending -> running -> completed; or cancelled
+    # False while the entry waits for a required reviewer (it cannot start).
+    approved: bool = True
 
 
 @dataclass
@@ -41,40 +48,50 @@ class Group:
 
     @property
     def running(self) -> Entry | None:
-        """The entry that holds the group (it may be waiting for a reviewer)."""
+        """The entry that holds the group."""
         return next((e for e in self.entries if e.state == "running"), None)
 
     @property
     def pending(self) -> list[Entry]:
-        """The entries waiting for the group, oldest first."""
+        """The entries waiting for the group (or for their reviewer), oldest first."""
         return [e for e in self.entries if e.state == "pending"]
 
-    def arrive(self, name: str, spec: Concurrency) -> Entry:
-        """A job enters the group; what GitHub does to the others; the newcomer's entry.
+    def arrive(self, name: str, spec: Concurrency, reviewer: bool = False) -> Entry:
+        """An entry joins the group; what GitHub does to the others; the newcomer's entry.
+
+        Args:
+            name: The run or job (``workflow / job``).
+            spec: Its concurrency settings.
+            reviewer: It waits for an environment's required reviewer before it can start.
 
         Raises:
             ActError: For ``queue: max`` with ``cancel-in-progress`` (GitHub refuses the file).
         """
         if spec.queue == "max" and spec.cancel_in_progress:
             raise ActError(f"{spec.group}: queue: max requires cancel-in-progress: false")
-        entry = Entry(name)
+        entry = Entry(name, approved=not reviewer)
         running = self.running
         if running is not None and spec.cancel_in_progress:
             running.state = "cancelled"
-            running = None
         if spec.queue == "max":
             if len(self.pending) >= MAX_QUEUE:
-                self.pending[0].state = "cancelled"
+                entry.state = "cancelled"
         else:
             for waiting in self.pending:
                 waiting.state = "cancelled"
         self.entries.append(entry)
-        if running is None:
-            self._start_next()
+        self._start_next()
         return entry
 
+    def approve(self, name: str) -> None:
+        """A reviewer approves the pending entry ``name``; it starts when the group is free."""
+        for entry in self.pending:
+            if entry.name == name:
+                entry.approved = True
+        self._start_next()
+
     def finish(self, name: str) -> None:
-        """The running entry ``name`` completes (or its reviewer rejects it); the next starts."""
+        """The running entry ``name`` completes; the next approved pending entry starts."""
         running = self.running
         if running is None or running.name != name:
             raise ActError(f"{self.name}: {name} is not the running entry")
@@ -82,8 +99,10 @@ class Group:
         self._start_next()
 
     def _start_next(self) -> None:
-        if self.running is None and self.pending:
-            self.pending[0].state = "running"
+        if self.running is None:
+            ready = [e for e in self.pending if e.approved]
+            if ready:
+                ready[0].state = "running"
 
     def states(self) -> dict[str, str]:
         """Each entry's state, by name (the latest entry of a name wins)."""

@@ -224,15 +224,21 @@ class Repository:
         """
         self.git("checkout", "-q", "main")
         before = self.head()
-        head = self.head(ref)
+        branch = ref.removeprefix("origin/")
+        pulls = self.state.github()["pulls"]
+        opened = branch in self.pull_requests or any(
+            p["head"] == branch and p.get("state") == "open" for p in pulls
+        )
+        # Through a pull request, protection judges the PR's head; else the pushed merge.
+        head = self.head(ref) if opened else None
         self.git("merge", "-q", "--no-ff", "-m", message, ref)
         try:
             self.push("main", merge_of=head)
         except ActError:
             self.git("reset", "-q", "--hard", before)
             raise
-        self.pull_requests.pop(ref.removeprefix("origin/"), None)
-        self.state.end_pulls(ref.removeprefix("origin/"), "merged")
+        self.pull_requests.pop(branch, None)
+        self.state.end_pulls(branch, "merged")
         return before
 
     def event_payload(self, event: str, **fields: Any) -> dict[str, Any]:

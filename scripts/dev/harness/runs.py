@@ -26,6 +26,7 @@ from scripts.dev.harness.machines import machine_env, machine_roots, self_hosted
 from scripts.dev.harness.repository import Repository
 from scripts.dev.harness.runner import new_tracking_id, run_streaming
 from scripts.dev.harness.workflows import (
+    check_name,
     job_environments,
     job_ids,
     job_scopes,
@@ -105,6 +106,8 @@ class ActRun:
     # Jobs with an ``if:`` that the run may skip without a word (only when the caller
     # named no expected jobs: then every job of the file is expected).
     conditional: set[str] = field(default_factory=set)
+    # Each job's check name (its ``name:``), as branch protection's required checks see it.
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def missing(self) -> list[str]:
@@ -211,17 +214,22 @@ class Runs(Repository):
         if event not in triggers(load(path)):
             raise ActError(f"{workflow} is not triggered by {event}")
         expected = list(expect) if expect is not None else [job] if job else job_ids(path)
-        waiting = waiting_jobs(path, self.protected - self.approved, job)
+        fork = event == "pull_request" and bool(payload.get("fork"))
+        variables = {**self.variables, **(variables or {})}
+        ref = event_ref(event, payload, branch)
+        targeted, refused = self._environments(path, ref, job)
+        # A ref the environment's policy refuses fails at once: it never waits for a reviewer.
+        waiting = [
+            name
+            for name in waiting_jobs(path, self.protected - self.approved, job)
+            if name not in refused
+        ]
         if waiting:
             raise ActError(
                 f"{workflow}: job(s) {', '.join(waiting)} wait for a reviewer of a protected "
                 "environment; GitHub holds the run until someone approves it"
             )
         self.approved.clear()
-        fork = event == "pull_request" and bool(payload.get("fork"))
-        variables = {**self.variables, **(variables or {})}
-        ref = event_ref(event, payload, branch)
-        targeted, refused = self._environments(path, ref, job)
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         stamp = f"{path.stem}-{event}-{len(list(logs.glob('*.jsonl'))):02d}"
@@ -310,6 +318,7 @@ class Runs(Repository):
             workflow, event, returncode, jobs, expected, logs / f"{stamp}.jsonl", seconds, lines
         )
         run.cleaned = cleaned
+        run.names = {name: check_name(path, name) for name in load(path)["jobs"]}
         if expect is None and not job:
             run.conditional = {name for name, spec in load(path)["jobs"].items() if "if" in spec}
         if fork:
@@ -353,7 +362,7 @@ class Runs(Repository):
         return allowed, refused
 
     def record_statuses(self, run: ActRun, sha: str) -> None:
-        """Each job's result as the check GitHub shows on ``sha`` (a PR's head).
+        """Each job's result as the check GitHub shows on ``sha`` (a PR's head), by check name.
 
         A job act chose not to run in a run that completed (its ``if:`` was false: act
         reports nothing for it) is ``skipped``, which GitHub counts as passing for a
@@ -363,11 +372,11 @@ class Runs(Repository):
         checks = {}
         for job in dict.fromkeys([*run.expected, *run.jobs]):
             not_run = "skipped" if run.returncode == 0 else "pending"
-            checks[f"{Path(run.workflow).stem} / {job}"] = run.jobs.get(job, not_run)
+            checks[run.names.get(job, job)] = run.jobs.get(job, not_run)
         self.state.set_checks(sha, checks)
 
     def statuses(self, sha: str) -> dict[str, str]:
-        """The checks recorded on a commit: ``{"workflow / job": result}``."""
+        """The checks recorded on a commit: ``{check name: result}``."""
         return self.state.checks(sha)
 
     def github(self) -> dict[str, Any]:

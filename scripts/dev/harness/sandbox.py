@@ -23,12 +23,13 @@ from scripts.dev.harness.github.state import DEFAULT_SETTINGS, Protection
 from scripts.dev.harness.github.tokens import DISPATCH_TOKEN, REPOSITORY
 from scripts.dev.harness.runner import reboot
 from scripts.dev.harness.runs import RULES
+from scripts.dev.harness.workflows import check_name
 from scripts.dev.s3 import S3Endpoint
 from scripts.dev.workspace import PROJECT_ROOT, copy_project
 
-# The checks a team's branch protection requires on main (README, "Adopting"): the PR's
-# tests and its training run, as GitHub names them ("workflow / job" here).
-REQUIRED_CHECKS = ("ci / test", "train / train")
+# The jobs whose checks a team's branch protection requires on main (README, "Adopting"):
+# the PR's tests and its training run; GitHub matches them by the jobs' names.
+REQUIRED_JOBS = (("ci.yml", "test"), ("train.yml", "train"))
 # The deploy runner's machine (the jobs on ``[self-hosted, deploy]``).
 DEPLOY_MACHINE = "self-hosted-deploy-self-hosted"
 
@@ -154,7 +155,7 @@ def adopt(
 ) -> Sandbox:
     """Configure the sandbox as a team that adopted the template has its repository.
 
-    Branch protection on main requires :data:`REQUIRED_CHECKS` with the App as the only
+    A ruleset on main requires the checks of :data:`REQUIRED_JOBS` with the App as the only
     bypass actor (``bypass=()``: none); ``production`` has a required reviewer, a
     deployment-branch policy of ``main`` and secrets of its own (a kubeconfig, the deploy's
     storage keys); ``staging`` is limited to main too; "Allow auto-merge" as given. The
@@ -172,7 +173,9 @@ def adopt(
         reviewers=tuple(reviewers), branches=("main",), secrets=dict(deploy)
     )
     sandbox.environments["staging"] = Environment(branches=("main",), secrets=dict(deploy))
-    sandbox.protection["main"] = Protection(REQUIRED_CHECKS, tuple(bypass))
+    workflows = sandbox.work / ".github" / "workflows"
+    required = tuple(check_name(workflows / name, job) for name, job in REQUIRED_JOBS)
+    sandbox.protection["main"] = Protection(required, tuple(bypass))
     sandbox.settings["allow_auto_merge"] = auto_merge
     sandbox.publish_settings()
     return sandbox

@@ -56,7 +56,8 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(table.get(part, re.escape(part)) for part in parts) + r"\Z")
 
 
-def _matches(patterns: Iterable[str], value: str) -> bool:
+def matches(patterns: Iterable[str], value: str) -> bool:
+    """Whether ``value`` matches one of GitHub's filter ``patterns``."""
     return any(_glob_regex(pattern).match(value) for pattern in patterns)
 
 
@@ -80,12 +81,12 @@ def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: 
                 continue
             started.append(path.name)
             continue
-        if "branches" in filters and not _matches(filters["branches"], branch):
+        if "branches" in filters and not matches(filters["branches"], branch):
             continue
-        if "paths" in filters and not any(_matches(filters["paths"], f) for f in changed):
+        if "paths" in filters and not any(matches(filters["paths"], f) for f in changed):
             continue
         ignored = filters.get("paths-ignore")
-        if ignored and all(_matches(ignored, f) for f in changed):
+        if ignored and all(matches(ignored, f) for f in changed):
             continue
         started.append(path.name)
     return started
@@ -179,15 +180,22 @@ def _concurrency(value: object, event: str) -> Concurrency | None:
     return Concurrency(str(spec["group"]), bool(cancel), str(spec.get("queue", "single")))
 
 
-def job_concurrency(path: Path, job: str, event: str, environment: str = "") -> Concurrency | None:
-    """The concurrency group ``job`` of a workflow enters for ``event`` (None: no group).
+def workflow_concurrency(path: Path, event: str) -> Concurrency | None:
+    """The group a whole run of the workflow enters for ``event`` (None: no group).
 
-    The job's own ``concurrency:`` wins over the workflow's; ``${{ matrix.K }}`` in the group
-    takes ``environment`` (the matrix value that targets it).
+    One entry per run, held until every job of the run is done.
     """
-    workflow = load(path)
-    spec = workflow["jobs"][job].get("concurrency", workflow.get("concurrency"))
-    found = _concurrency(spec, event)
+    return _concurrency(load(path).get("concurrency"), event)
+
+
+def job_concurrency(path: Path, job: str, event: str, environment: str = "") -> Concurrency | None:
+    """The job-level group ``job`` enters for ``event`` (None: none of its own).
+
+    A job-level group is entered by the job alone; the run's workflow-level group
+    (:func:`workflow_concurrency`) applies as well. ``${{ matrix.K }}`` in the group takes
+    ``environment`` (the matrix value that targets it).
+    """
+    found = _concurrency(load(path)["jobs"][job].get("concurrency"), event)
     if found is None or not environment:
         return found
     group = re.sub(r"\$\{\{\s*matrix\.\w+\s*\}\}", environment, found.group)
@@ -205,3 +213,14 @@ def run_commands(path: Path, job: str) -> list[str]:
     """The ``run:`` scripts of a job's steps, in order (composite actions not expanded)."""
     steps = load(path)["jobs"][job].get("steps") or []
     return [str(step["run"]) for step in steps if "run" in step]
+
+
+def check_name(path: Path, job: str) -> str:
+    """The name of the check a job reports, which branch protection's required checks match.
+
+    GitHub names a job's check run after its ``name:`` (the job id without one); a name
+    with an expression (a matrix job's) is rendered per run, which this reading does not
+    do: the job id stands for it.
+    """
+    name = load(path)["jobs"][job].get("name")
+    return job if not name or "${{" in str(name) else str(name)

@@ -10,9 +10,10 @@ override repository secrets of the same name.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from scripts.dev.harness.workflows import matches
 
 
 @dataclass
@@ -35,9 +36,8 @@ def branch_refusal(name: str, environment: Environment, ref: str) -> str | None:
     if environment.branches is None:
         return None
     branch = ref.removeprefix("refs/heads/")
-    if ref.startswith("refs/heads/") and any(
-        fnmatch.fnmatchcase(branch, pattern) for pattern in environment.branches
-    ):
+    # GitHub's patterns: ``*`` stays within a path segment (``release/*/*``).
+    if ref.startswith("refs/heads/") and matches(environment.branches, branch):
         return None
     return (
         f'Branch "{branch}" is not allowed to deploy to {name} due to environment '

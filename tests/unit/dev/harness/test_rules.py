@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dev.harness.concurrency import Group
+from scripts.dev.harness.concurrency import MAX_QUEUE, Group
 from scripts.dev.harness.errors import ActError
 from scripts.dev.harness.github.environments import Environment, branch_refusal, run_secrets
 from scripts.dev.harness.github.hooks import refusal
@@ -19,7 +19,12 @@ from scripts.dev.harness.github.tokens import (
     scopes_of,
     token_kind,
 )
-from scripts.dev.harness.workflows import Concurrency, job_concurrency, job_scopes
+from scripts.dev.harness.workflows import (
+    Concurrency,
+    job_concurrency,
+    job_scopes,
+    workflow_concurrency,
+)
 from scripts.dev.workspace import PROJECT_ROOT
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
@@ -29,7 +34,7 @@ MAX = Concurrency("environment-production", queue="max")
 
 def test_queue_single_keeps_one_pending_and_cancels_the_one_it_replaces() -> None:
     group = Group("environment-production")
-    group.arrive("release / production", SINGLE)  # runs (e.g. waits for its reviewer)
+    group.arrive("release / production", SINGLE)
     group.arrive("deploy / apply (production)", SINGLE)
     group.arrive("promote / decide", SINGLE)
     assert group.states() == {
@@ -41,7 +46,22 @@ def test_queue_single_keeps_one_pending_and_cancels_the_one_it_replaces() -> Non
     assert group.states()["promote / decide"] == "running"
 
 
-def test_queue_max_keeps_every_pending_entry_in_order() -> None:
+def test_a_job_waiting_for_its_reviewer_is_pending_and_can_be_replaced() -> None:
+    group = Group("environment-production")
+    waiting = group.arrive("deploy / apply (production)", SINGLE, reviewer=True)
+    assert (waiting.state, group.running) == ("pending", None)
+    group.approve("deploy / apply (production)")
+    assert waiting.state == "running"
+    other = Group("environment-staging")
+    other.arrive("deploy / apply (staging)", SINGLE, reviewer=True)
+    other.arrive("promote / decide", SINGLE)
+    assert other.states() == {
+        "deploy / apply (staging)": "cancelled",
+        "promote / decide": "running",
+    }
+
+
+def test_queue_max_keeps_every_pending_entry_in_order_and_cancels_a_newcomer_when_full() -> None:
     group = Group("environment-production")
     for name in ("a", "b", "c"):
         group.arrive(name, MAX)
@@ -49,6 +69,11 @@ def test_queue_max_keeps_every_pending_entry_in_order() -> None:
     group.finish("a")
     group.finish("b")
     assert group.states() == {"a": "completed", "b": "completed", "c": "running"}
+    for index in range(MAX_QUEUE):
+        group.arrive(f"queued-{index}", MAX)
+    late = group.arrive("one too many", MAX)
+    assert (late.state, len(group.pending)) == ("cancelled", MAX_QUEUE)
+    assert group.pending[0].name == "queued-0"
 
 
 def test_cancel_in_progress_cancels_the_running_entry_and_refuses_queue_max() -> None:
@@ -66,10 +91,11 @@ def test_groups_are_read_from_the_workflow_files() -> None:
     assert apply is not None
     assert decide is not None
     assert apply.group == "environment-production"
-    ci = job_concurrency(WORKFLOWS / "ci.yml", "test", "pull_request")
+    assert job_concurrency(WORKFLOWS / "ci.yml", "test", "pull_request") is None  # run-level
+    ci = workflow_concurrency(WORKFLOWS / "ci.yml", "pull_request")
     assert ci is not None
     assert ci.cancel_in_progress
-    pushed = job_concurrency(WORKFLOWS / "ci.yml", "test", "push")
+    pushed = workflow_concurrency(WORKFLOWS / "ci.yml", "push")
     assert pushed is not None
     assert not pushed.cancel_in_progress
 
