@@ -23,11 +23,18 @@ CLEARED_NAMES = {
     "CI",
     "ACT",
     "GH_TOKEN",
-    "DRIFT_WINDOW",
-    "DRIFT_END",
-    "PREDICTION_LOGS",
-    "PUSHGATEWAY",
+    "KUBECONFIG",
+    "KUBECONFIG_DATA",
+    # Settings README documents for the Makefile and the workflows.
     "DEPLOY_ENV",
+    "DRIFT_END",
+    "DRIFT_WINDOW",
+    "PREDICTION_LOGS",
+    "PROMETHEUS_URL",
+    "PUSHGATEWAY",
+    "PUSHGATEWAY_URL",
+    "STATE_PUSH",
+    "WINDOW",
 }
 KEPT = {"RUNNER_TRACKING_ID", "GITOPS_ML_S3_SERVER"}
 

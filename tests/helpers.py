@@ -96,3 +96,19 @@ def make_repo(destination: Path, overrides: dict[str, Any] | None = None) -> Rep
     repo.set_params({**SMALL, **(overrides or {})})
     repo.run("git", "commit", "-q", "-am", "small data for tests")
     return repo
+
+
+class DefectPresent(AssertionError):
+    """A scenario's defect is still there: the one failure its strict xfail expects.
+
+    Scenarios mark ``xfail(strict=True, raises=DefectPresent)``: any other failure (a
+    fixture that could not start, a setup check) fails the suite instead of passing as
+    "expected"; a fixed defect passes the scenario and the strict mark turns that red until
+    the fixing issue removes it.
+    """
+
+
+def defect(present: bool, message: str) -> None:
+    """Raise :class:`DefectPresent` with ``message`` when ``present``."""
+    if present:
+        raise DefectPresent(message)

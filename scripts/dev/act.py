@@ -58,7 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--adopted",
         action="store_true",
-        help="after the baseline: branch protection, environments with reviewers and secrets",
+        help="a team's repository: ruleset on main, environments with reviewers and secrets",
+    )
+    parser.add_argument(
+        "--bypass-app", action="store_true", help="with --adopted: the App bypasses the ruleset"
+    )
+    parser.add_argument(
+        "--approve",
+        action="append",
+        default=[],
+        help="with --adopted: a reviewer approves this environment for the runs (repeatable)",
     )
     args = parser.parse_args(argv)
     root = args.sandbox or Path(tempfile.mkdtemp(prefix="gitops-ml-act-"))
@@ -77,8 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             sandbox.variables["GITOPS_APP_ID"] = "424242"
             sandbox.secrets["GITOPS_APP_KEY"] = "(act sandbox: a stand-in key)"
         before = sandbox.baseline()
-        if args.adopted:
-            adopt(sandbox)
         if args.event == "pull_request":
             sandbox.git("checkout", "-q", "-b", "act/pull-request")
             sandbox.git("commit", "-q", "--allow-empty", "-m", "act: pull request head")
@@ -99,10 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.event == "push":
             sandbox.git("commit", "-q", "--allow-empty", "-m", "act: push to main")
             sandbox.push("main")
-        runs = [
-            sandbox.act(args.event, name, args.expect, variables, job=args.job, **payload)
-            for name in names
-        ]
+        if args.adopted:  # after the pushes a person made to set the scene
+            adopt(sandbox, bypass=("app",) if args.bypass_app else ())
+        runs = []
+        for name in names:
+            sandbox.approved.update(args.approve)  # a reviewer's approval holds for one run
+            runs.append(
+                sandbox.act(args.event, name, args.expect, variables, job=args.job, **payload)
+            )
     except (ActError, subprocess.CalledProcessError, OSError) as error:
         print(f"act: {error}", file=sys.stderr)
         storage.close()

@@ -99,9 +99,11 @@ class Repository:
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment for commands in the working copy (no BentoML store override)."""
-        env = {**tool_env(), "GIT_PAGER": "cat", "DVC_NO_ANALYTICS": "1", **extra}
-        env.pop("BENTOML_HOME", None)
-        return env
+        env = {**tool_env(), "GIT_PAGER": "cat", "DVC_NO_ANALYTICS": "1"}
+        # A developer's own token must not make the sandbox's pushes an App's.
+        for name in ("BENTOML_HOME", "GH_TOKEN", "GITHUB_TOKEN"):
+            env.pop(name, None)
+        return {**env, **extra}
 
     def run(
         self, *args: str, check: bool = True, env: Mapping[str, str] | None = None

@@ -181,6 +181,7 @@ def test_each_job_reports_a_status_and_a_job_that_never_ran_stays_pending(tmp_pa
         tmp_path / "log",
         1.0,
     )
+    run.names = {"train": "dvc repro, gates, report"}  # a job without a name: its id
     sandbox.record_statuses(run, "abc")
-    assert sandbox.statuses("abc") == {"train / train": "failure", "train / comment": "pending"}
+    assert sandbox.statuses("abc") == {"dvc repro, gates, report": "failure", "comment": "pending"}
     assert sandbox.statuses("def") == {}

@@ -3,10 +3,12 @@
 git runs a hook in the pushing process's environment, so the token the pusher held is known
 (:func:`~scripts.dev.harness.github.tokens.token_kind`; no token: a person at a laptop).
 
-* ``pre-receive`` refuses an update of a protected branch, as GitHub does (``GH006:
-  Protected branch update failed``), unless the pusher is a bypass actor or the required
-  checks passed on the pushed commit — for a pull request's merge (the harness sets
-  ``GITOPS_ML_MERGE_OF`` to the PR's head), on that head;
+* ``pre-receive`` refuses a push the token may not make (a workflow token without
+  ``contents: write``, a fork's read-only one: GitHub's 403), and an update of a protected
+  branch as GitHub does (a ruleset's GH013, classic protection's GH006) unless the pusher
+  is a ruleset's bypass actor or the required checks passed on the pushed commit — for a
+  pull request's merge (the harness sets ``GITOPS_ML_MERGE_OF`` to the PR's head), on
+  that head;
 * ``post-receive`` appends every accepted update, with who made it, to the record.
 
 Installed by :func:`scripts.dev.harness.sandbox.install_hooks`: shell scripts running
@@ -20,7 +22,7 @@ import sys
 from pathlib import Path
 
 from scripts.dev.harness.github.state import Protection, Record
-from scripts.dev.harness.github.tokens import token_kind
+from scripts.dev.harness.github.tokens import REPOSITORY, allowed, token_kind
 
 PASSED = {"success", "skipped"}
 
@@ -32,7 +34,11 @@ def pusher() -> str:
 
 
 def refusal(rule: Protection, branch: str, by: str, checks: dict[str, str]) -> str | None:
-    """GitHub's GH006 message for a push to a protected ``branch``, or None when allowed.
+    """GitHub's refusal of a push to a protected ``branch``, or None when it is allowed.
+
+    A ruleset lets its bypass actors push anyway and refuses others with GH013; classic
+    branch protection lets no actor skip its required checks and refuses with GH006
+    (GitHub docs, "About rulesets", "About protected branches").
 
     Args:
         rule: The branch's protection.
@@ -40,16 +46,30 @@ def refusal(rule: Protection, branch: str, by: str, checks: dict[str, str]) -> s
         by: Who pushes (:func:`pusher`).
         checks: The checks recorded on the commit that must carry them.
     """
-    if by in rule.bypass:
+    if rule.ruleset and by in rule.bypass:
         return None
     missing = [name for name in rule.required_checks if checks.get(name) not in PASSED]
     if not missing:
         return None
-    return (
-        f"GH006: Protected branch update failed for refs/heads/{branch}.\n"
-        f"Required status checks {', '.join(repr(name) for name in missing)} "
-        f"{'are' if len(missing) > 1 else 'is'} expected."
-    )
+    if len(missing) == 1:
+        detail = f'- Required status check "{missing[0]}" is expected.'
+    else:
+        detail = (
+            f"- {len(missing)} of {len(rule.required_checks)} required status checks are expected."
+        )
+    if rule.ruleset:
+        return f"GH013: Repository rule violations found for refs/heads/{branch}.\n{detail}"
+    return f"GH006: Protected branch update failed for refs/heads/{branch}.\n{detail}"
+
+
+def permission_refusal(record: Record, by: str) -> str | None:
+    """GitHub's 403 for a push the token may not make (a job without ``contents: write``)."""
+    if by not in ("workflow", "read-only"):
+        return None
+    scopes = record.job_scopes(os.environ.get("GITHUB_JOB", "")) if by == "workflow" else None
+    if allowed(by, "contents", "write", scopes):
+        return None
+    return f"Permission to {REPOSITORY}.git denied to github-actions[bot]."
 
 
 def record_of(git_dir: Path) -> Record:
@@ -60,6 +80,10 @@ def record_of(git_dir: Path) -> Record:
 def pre_receive(lines: list[str], record: Record) -> int:
     """Refuse (exit 1, GitHub's message) any update of a protected branch GitHub would."""
     by = pusher()
+    denied = permission_refusal(record, by)
+    if denied:
+        print(denied, file=sys.stderr)
+        return 1
     for line in lines:
         _, new, ref = line.split()
         branch = ref.removeprefix("refs/heads/")

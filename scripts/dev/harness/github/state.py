@@ -31,18 +31,21 @@ DEFAULT_SETTINGS: Mapping[str, bool] = {
 
 @dataclass(frozen=True)
 class Protection:
-    """A branch protection rule (or ruleset) on one branch.
+    """A ruleset or a classic branch protection rule on one branch.
 
     Attributes:
         required_checks: Check names (``"workflow / job"``) that must have passed on the
             pushed commit (for a merge: the pull request's head).
         bypass: Token kinds allowed to push anyway (``app`` for the repository's App).
-        strict: "Require branches to be up to date before merging".
+        strict: "Require branches to be up to date before merging" (recorded only).
+        ruleset: A ruleset (bypass actors apply; GitHub refuses with GH013), else classic
+            branch protection (no actor may skip required checks; GH006).
     """
 
     required_checks: tuple[str, ...] = ()
     bypass: tuple[str, ...] = ()
     strict: bool = False
+    ruleset: bool = True
 
 
 @dataclass
@@ -150,7 +153,10 @@ class Record:
         if rule is None:
             return None
         return Protection(
-            tuple(rule["required_checks"]), tuple(rule["bypass"]), bool(rule["strict"])
+            tuple(rule["required_checks"]),
+            tuple(rule["bypass"]),
+            bool(rule["strict"]),
+            bool(rule["ruleset"]),
         )
 
     def set_protection(self, rules: Mapping[str, Protection]) -> None:

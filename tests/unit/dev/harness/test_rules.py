@@ -9,7 +9,7 @@ import pytest
 from scripts.dev.harness.concurrency import MAX_QUEUE, Group
 from scripts.dev.harness.errors import ActError
 from scripts.dev.harness.github.environments import Environment, branch_refusal, run_secrets
-from scripts.dev.harness.github.hooks import refusal
+from scripts.dev.harness.github.hooks import permission_refusal, refusal
 from scripts.dev.harness.github.state import Protection, Record
 from scripts.dev.harness.github.tokens import (
     APP_TOKEN,
@@ -100,23 +100,35 @@ def test_groups_are_read_from_the_workflow_files() -> None:
     assert not pushed.cancel_in_progress
 
 
-def test_branch_protection_refuses_gh006_unless_checks_passed_or_bypassed() -> None:
-    rule = Protection(("ci / test", "train / train"), bypass=("app",))
-    message = refusal(rule, "main", "person", {"ci / test": "success"})
-    assert message is not None
-    assert message.startswith("GH006: Protected branch update failed for refs/heads/main.")
-    assert "'train / train'" in message
-    passed = {"ci / test": "success", "train / train": "skipped"}
+def test_a_ruleset_refuses_gh013_unless_checks_passed_or_the_pusher_bypasses() -> None:
+    rule = Protection(("tests", "dvc repro, gates, report"), bypass=("app",))
+    message = refusal(rule, "main", "person", {"tests": "success"})
+    assert message == (
+        "GH013: Repository rule violations found for refs/heads/main.\n"
+        '- Required status check "dvc repro, gates, report" is expected.'
+    )
+    several = refusal(rule, "main", "person", {})
+    assert several is not None
+    assert several.endswith("- 2 of 2 required status checks are expected.")
+    passed = {"tests": "success", "dvc repro, gates, report": "skipped"}
     assert refusal(rule, "main", "person", passed) is None
     assert refusal(rule, "main", "app", {}) is None
-    assert refusal(Protection(("ci / test",)), "main", "app", {}) is not None
+    assert refusal(Protection(("tests",)), "main", "app", {}) is not None
+
+
+def test_classic_branch_protection_refuses_gh006_and_lets_no_actor_skip_checks() -> None:
+    classic = Protection(("tests",), bypass=("app",), ruleset=False)
+    message = refusal(classic, "main", "app", {})
+    assert message is not None
+    assert message.startswith("GH006: Protected branch update failed for refs/heads/main.")
 
 
 def test_protection_is_recorded_and_read_back(tmp_path: Path) -> None:
     record = Record(tmp_path)
     assert record.protection("main") is None
-    record.set_protection({"main": Protection(("ci / test",), ("app",), strict=True)})
-    assert record.protection("main") == Protection(("ci / test",), ("app",), strict=True)
+    rule = Protection(("tests",), ("app",), strict=True, ruleset=False)
+    record.set_protection({"main": rule})
+    assert record.protection("main") == rule
     assert record.settings() == {
         "actions_can_create_pull_requests": False,
         "allow_auto_merge": False,
@@ -159,3 +171,18 @@ def test_job_permissions_are_read_per_job() -> None:
     scopes = job_scopes(WORKFLOWS / "release.yml")
     assert scopes["image"] == {"contents": "read", "packages": "write"}
     assert scopes["staging"] == {"contents": "read"}  # the workflow's default
+
+
+def test_a_push_needs_contents_write_in_the_pushing_jobs_scopes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = Record(tmp_path)
+    record.set_job_scopes({"comment": {"pull-requests": "write"}, "decide": {"contents": "write"}})
+    monkeypatch.setenv("GITHUB_JOB", "comment")
+    denied = permission_refusal(record, "workflow")
+    assert denied == "Permission to gitops-ml/sandbox.git denied to github-actions[bot]."
+    assert permission_refusal(record, "read-only") == denied
+    monkeypatch.setenv("GITHUB_JOB", "decide")
+    assert permission_refusal(record, "workflow") is None
+    assert permission_refusal(record, "app") is None
+    assert permission_refusal(record, "person") is None
