@@ -345,3 +345,46 @@ def test_the_adopted_profile_refuses_a_push_without_the_required_checks(
         assert adopted.pushes()[-1]["by"] == "app"
     finally:
         adopt(adopted)
+
+
+def test_auto_merge_merges_a_state_pr_once_its_required_checks_pass(adopted: Sandbox) -> None:
+    """Auto-merge as GitHub does it.
+
+    Refused while the repository does not allow it; once allowed, the PR merges when the
+    required checks passed on its head, as the App that enabled it (its push starts the
+    workflows), and not before.
+    """
+    adopted.git("checkout", "-q", "-B", "gitops/auto", "main")
+    (adopted.work / "docs" / "auto.md").write_text("A state change.\n", encoding="utf-8")
+    head = adopted.commit_all("A state change")
+    adopted.push("gitops/auto")
+    adopted.git("checkout", "-q", "main")
+    body = adopted.root / "auto-body.md"
+    body.write_text("state\n", encoding="utf-8")
+    env = adopted.github_env(APP_TOKEN)
+
+    def gh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["gh", *args], cwd=adopted.work, env=env, capture_output=True, text=True, check=False
+        )
+
+    created = gh("pr", "create", "--head", "gitops/auto", "--title", "t", "--body-file", str(body))
+    assert created.returncode == 0, created.stderr
+    refused = gh("pr", "merge", "--auto", "--squash", "gitops/auto")
+    assert refused.returncode == 1
+    assert "Auto merge is not allowed for this repository" in refused.stderr
+    adopt(adopted, auto_merge=True)
+    try:
+        assert gh("pr", "merge", "--auto", "--squash", "gitops/auto").returncode == 0
+        assert adopted.auto_merge() == []  # no check has passed on the head yet
+        rule = adopted.state.protection("main")
+        assert rule is not None
+        adopted.state.set_checks(head, dict.fromkeys(rule.required_checks, "success"))
+        (number,) = adopted.auto_merge()
+    finally:
+        adopt(adopted)
+    (pull,) = [p for p in adopted.github()["pulls"] if p["number"] == number]
+    assert pull["state"] == "merged"
+    last = adopted.pushes()[-1]
+    assert (last["ref"], last["by"]) == ("refs/heads/main", "app")
+    assert adopted.origin_git("merge-base", "--is-ancestor", head, "main").returncode == 0

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from scripts.dev.harness.github.hooks import refusal
+from scripts.dev.harness.github.tokens import APP_TOKEN, WORKFLOW_TOKEN
 from scripts.dev.harness.runs import ActRun, Runs
 from scripts.dev.harness.workflows import triggered_workflows
 
@@ -167,6 +169,7 @@ class Events(Runs):
         seen = (len(self.pushes()), len(self.github()["pulls"]))
         runs = start()
         for _ in range(MAX_FOLLOW_UPS):
+            self.auto_merge()
             now = (len(self.pushes()), len(self.github()["pulls"]))
             more = self.follow_up(*seen)
             seen = now
@@ -174,3 +177,24 @@ class Events(Runs):
                 break
             runs += more
         return runs
+
+    def auto_merge(self) -> list[int]:
+        """Merge the open PRs with auto-merge on whose required checks passed on their head.
+
+        GitHub merges such a PR as whoever enabled auto-merge (an App's merge starts the
+        push workflows, a ``GITHUB_TOKEN``'s does not). Returns the numbers merged.
+        """
+        merged = []
+        for pull in self.github()["pulls"]:
+            if pull.get("state") != "open" or not pull.get("auto_merge"):
+                continue
+            self.git("fetch", "-q", "origin")
+            head = self.head(f"origin/{pull['head']}")
+            rule = self.state.protection(pull["base"])
+            if rule is not None and refusal(rule, pull["base"], "person", self.statuses(head)):
+                continue
+            token = {"app": APP_TOKEN, "workflow": WORKFLOW_TOKEN}.get(pull["auto_merge"])
+            message = f"Merge pull request #{pull['number']} from {pull['head']} (auto-merge)"
+            self.merge(f"origin/{pull['head']}", message, token=token)
+            merged.append(int(pull["number"]))
+        return merged

@@ -137,7 +137,7 @@ class Repository:
         self.git("commit", "-q", "-m", message)
         return self.head()
 
-    def push(self, branch: str, merge_of: str | None = None) -> None:
+    def push(self, branch: str, merge_of: str | None = None, token: str | None = None) -> None:
         """Push a branch to the bare origin (and update origin/<branch>), as a person.
 
         Branch protection applies (the origin's pre-receive hook); ``merge_of`` names the
@@ -147,6 +147,8 @@ class Repository:
             ActError: When the origin refuses the push (GH006), with GitHub's message.
         """
         extra = {"GITOPS_ML_MERGE_OF": merge_of} if merge_of else {}
+        if token:  # pushed with a token (an auto-merge enabled by an App), not by a person
+            extra["GH_TOKEN"] = token
         self.run("git", "push", "-q", "--force", "origin", f"{branch}:{branch}", env=extra)
         self.git("fetch", "-q", "origin")
 
@@ -219,7 +221,7 @@ class Repository:
         """Rewrite the working copy's params.yaml with dotted-key overrides."""
         edit_yaml(self.work / "params.yaml", overrides)
 
-    def merge(self, ref: str, message: str) -> str:
+    def merge(self, ref: str, message: str, token: str | None = None) -> str:
         """Merge ``ref`` into main and push it; the commit main was at before.
 
         A pull request open from that branch is merged with it, as on GitHub.
@@ -235,7 +237,7 @@ class Repository:
         head = self.head(ref) if opened else None
         self.git("merge", "-q", "--no-ff", "-m", message, ref)
         try:
-            self.push("main", merge_of=head)
+            self.push("main", merge_of=head, token=token)
         except ActError:
             self.git("reset", "-q", "--hard", before)
             raise

@@ -165,9 +165,13 @@ def gh_api(argv: list[str], record: Record) -> None:
 
 
 def gh_pr(argv: list[str], record: Record) -> None:
-    """``gh pr list|create``."""
+    """``gh pr list|create|merge --auto``."""
     parser = argparse.ArgumentParser(prog="gh pr")
-    parser.add_argument("action", choices=("list", "create"))
+    parser.add_argument("action", choices=("list", "create", "merge"))
+    parser.add_argument("target", nargs="?", default="", help="merge: a PR number or branch")
+    parser.add_argument("--auto", action="store_true")
+    for method in ("--squash", "--merge", "--rebase", "--delete-branch"):
+        parser.add_argument(method, action="store_true")
     parser.add_argument("--repo", default="")
     parser.add_argument("--head", default="")
     parser.add_argument("--base", default="main")
@@ -176,7 +180,7 @@ def gh_pr(argv: list[str], record: Record) -> None:
     parser.add_argument("--title", default="")
     parser.add_argument("--body-file", default="")
     parser.add_argument("--limit", "-L", type=int, default=30)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if args.action == "list":
         pulls = [
             p
@@ -191,6 +195,9 @@ def gh_pr(argv: list[str], record: Record) -> None:
         # gh lists the newest first, at most --limit (30 by default).
         newest = sorted(pulls, key=lambda p: -int(p["number"]))[: args.limit]
         print(json.dumps([{name: p[fields[name]] for name in wanted} for p in newest]))
+        return
+    if args.action == "merge":
+        enable_auto_merge(args.target, args.auto, record)
         return
     require(record, "pull-requests")
     kind = caller()
@@ -221,6 +228,39 @@ def gh_pr(argv: list[str], record: Record) -> None:
             }
         )
     print(url)
+
+
+def enable_auto_merge(target: str, auto: bool, record: Record) -> None:
+    """``gh pr merge --auto TARGET``: the PR merges once its requirements pass.
+
+    GitHub refuses unless the repository allows auto-merge ("Allow auto-merge", off by
+    default); the merge is then made by whoever enabled it (the harness merges when the
+    required checks on the PR's head passed: ``Events.auto_merge``).
+    """
+    if not auto:
+        fail("gh pr merge without --auto is not implemented by the stand-in")
+    require(record, "pull-requests")
+    require(record, "contents")
+    if not record.settings()["allow_auto_merge"]:
+        print(
+            "GraphQL: Auto merge is not allowed for this repository (enablePullRequestAutoMerge)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    with record.update() as state:
+        pulls = [
+            p
+            for p in state["pulls"]
+            if p["state"] == "open" and target in (str(p["number"]), p["head"])
+        ]
+        if not pulls:
+            print(f"no open pull requests found for {target!r}", file=sys.stderr)
+            sys.exit(1)
+        pulls[-1]["auto_merge"] = caller()
+    print(
+        f"Pull request #{pulls[-1]['number']} will be automatically merged when all "
+        "requirements are met"
+    )
 
 
 def main() -> None:
