@@ -27,6 +27,7 @@ from scripts.dev.harness.repository import Repository
 from scripts.dev.harness.runner import new_tracking_id, run_streaming
 from scripts.dev.harness.workflows import (
     check_name,
+    event_ref,
     job_environments,
     job_ids,
     job_scopes,
@@ -146,15 +147,6 @@ class ActRun:
             rows.append(f"  {job:<12} {self.jobs.get(job, silent)}")
         rows += [f"  VIOLATION: {violation}" for violation in self.violations]
         return "\n".join(rows)
-
-
-def event_ref(event: str, payload: Mapping[str, Any], branch: str) -> str:
-    """``github.ref`` of a run: a PR's merge ref, the pushed branch, else the default branch."""
-    if event == "pull_request":
-        return f"refs/pull/{int(payload.get('number', 1))}/merge"
-    if event == "push":
-        return f"refs/heads/{branch}"
-    return "refs/heads/main"
 
 
 class Runs(Repository):

@@ -224,3 +224,12 @@ def check_name(path: Path, job: str) -> str:
     """
     name = load(path)["jobs"][job].get("name")
     return job if not name or "${{" in str(name) else str(name)
+
+
+def event_ref(event: str, payload: Mapping[str, Any], branch: str) -> str:
+    """``github.ref`` of a run: a PR's merge ref, the pushed branch, else the default branch."""
+    if event == "pull_request":
+        return f"refs/pull/{int(payload.get('number', 1))}/merge"
+    if event == "push":
+        return f"refs/heads/{branch}"
+    return "refs/heads/main"
