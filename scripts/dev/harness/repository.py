@@ -92,6 +92,18 @@ class Repository:
         """The modelled machines' roots (HOME, tool cache, temporary folder)."""
         return self.root / "machines"
 
+    def statuses(self, sha: str) -> dict[str, str]:
+        """The checks recorded on a commit: ``{check name: result}``."""
+        return self.state.checks(sha)
+
+    def github(self) -> dict[str, Any]:
+        """The state the cml/gh stand-ins recorded (comments, pull requests)."""
+        return self.state.github()
+
+    def pushes(self) -> list[dict[str, str]]:
+        """Every push origin received, with who made it."""
+        return self.state.pushes()
+
     def publish_settings(self) -> None:
         """Hand the settings and protection rules to the stand-ins that enforce them."""
         self.state.set_settings(self.settings)

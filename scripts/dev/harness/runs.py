@@ -228,67 +228,12 @@ class Runs(Repository):
         tracking_id = new_tracking_id()
         event_file = logs / f"{stamp}.event.json"
         event_file.write_text(json.dumps(self.event_payload(event, **payload)), encoding="utf-8")
-        command = [
-            str(Path(sys.executable).parent / "act"),
-            event,
-            "--workflows",
-            str(path),
-            "--eventpath",
-            str(event_file),
-            "--json",
-            "--artifact-server-addr",
-            "127.0.0.1",
-            "--cache-server-addr",
-            "127.0.0.1",
-            "--no-cache-server",
-            # Our checkout stand-in, a fresh clone per job, instead of act's copy of the tree.
-            "--no-skip-checkout",
-            "--action-cache-path",
-            str(self.root / "act-cache"),
-            "--secret",
-            f"GITHUB_TOKEN={READ_ONLY_TOKEN if fork else WORKFLOW_TOKEN}",
-            # Else act derives it from origin's URL, here a local path.
-            "--env",
-            f"GITHUB_REPOSITORY={REPOSITORY}",
-            # One id per run; act sets GITHUB_JOB per job, so the pair names a job.
-            "--env",
-            f"RUNNER_TRACKING_ID={tracking_id}",
-        ]
-        if job:
-            command += ["--job", job]
-        for label in RUNNER_LABELS:
-            command += ["-P", f"{label}=-self-hosted"]
-        command += local_repository_args(self.work)
-        for key, value in variables.items():
-            command += ["--var", f"{key}={value}"]
         secrets = {} if fork else run_secrets(self.secrets, self.environments, targeted)
-        for key, value in secrets.items():
-            command += ["--secret", f"{key}={value}"]
+        command = self._command(event, path, event_file, tracking_id, fork, job)
+        for flag, values in (("--var", variables), ("--secret", secrets)):
+            command += [part for key, value in values.items() for part in (flag, f"{key}={value}")]
         machines = machine_roots(path, variables, self.machines, stamp, fork)
-        harness = {
-            # The machine wrapper first: every step's bash takes its job's machine.
-            "PATH": os.pathsep.join(
-                [str(STANDINS / "machine"), str(STANDINS / "bin"), self.env()["PATH"]]
-            ),
-            **machine_env(machines),
-            "VENV": sys.prefix,
-            # The stand-ins run from the harness's own code, never the checkout's (-P).
-            "GITOPS_ML_PYTHON": sys.executable,
-            # Where setup-cml's stand-in finds the recording cml.
-            "GITOPS_ML_STANDINS": str(STANDINS / "bin"),
-            "GITOPS_ML_RECORD": str(self.record),
-            "GITOPS_ML_ARTIFACTS": str(self.root / "artifacts" / stamp),
-            "GITOPS_ML_RUN_DIR": str(self.run_dir),
-            "GITOPS_ML_ORIGIN": str(self.origin),
-            "GITOPS_ML_CACHE_STORE": str(self.root / "cache-store"),
-            "GITOPS_ML_RELAXED": ",".join(sorted(self.relaxed)),
-            # The deploy runner's setup for the retraining relay (README, "Alert-triggered
-            # retraining"): a token file, and here the GitHub API stand-in's URL.
-            "GITOPS_ML_DISPATCH_TOKEN_FILE": str(self.root / "dispatch-token"),
-            "GITOPS_ML_GITHUB_API": self.api_url,
-        }
-        # A scenario's own settings win (e.g. another machine's run directory and ports).
-        job_env = self.env(**{**harness, **self.job_env, **(env or {})})
+        job_env = self._job_env(machines, stamp, env)
         self.publish_settings()
         self.state.set_job_scopes(
             {name: scopes_of(spec) for name, spec in job_scopes(path).items()}
@@ -330,6 +275,81 @@ class Runs(Repository):
         self.record_statuses(run, self.head())
         return run
 
+    def _command(
+        self,
+        event: str,
+        path: Path,
+        event_file: Path,
+        tracking_id: str,
+        fork: bool,
+        job: str | None,
+    ) -> list[str]:
+        """Act's command line for one run (without its variables and secrets)."""
+        command = [
+            str(Path(sys.executable).parent / "act"),
+            event,
+            "--workflows",
+            str(path),
+            "--eventpath",
+            str(event_file),
+            "--json",
+            "--artifact-server-addr",
+            "127.0.0.1",
+            "--cache-server-addr",
+            "127.0.0.1",
+            "--no-cache-server",
+            # Our checkout stand-in, a fresh clone per job, instead of act's copy of the tree.
+            "--no-skip-checkout",
+            "--action-cache-path",
+            str(self.root / "act-cache"),
+            "--secret",
+            f"GITHUB_TOKEN={READ_ONLY_TOKEN if fork else WORKFLOW_TOKEN}",
+            # Else act derives it from origin's URL, here a local path.
+            "--env",
+            f"GITHUB_REPOSITORY={REPOSITORY}",
+            # One id per run; act sets GITHUB_JOB per job, so the pair names a job.
+            "--env",
+            f"RUNNER_TRACKING_ID={tracking_id}",
+        ]
+        if job:
+            command += ["--job", job]
+        for label in RUNNER_LABELS:
+            command += ["-P", f"{label}=-self-hosted"]
+        command += local_repository_args(self.work)
+        return command
+
+    def _job_env(
+        self, machines: Mapping[str, Path], stamp: str, env: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        """The environment every job of a run starts from.
+
+        The machine model, the stand-ins' settings, the sandbox's extras, then the caller's.
+        """
+        harness = {
+            # The machine wrapper first: every step's bash takes its job's machine.
+            "PATH": os.pathsep.join(
+                [str(STANDINS / "machine"), str(STANDINS / "bin"), self.env()["PATH"]]
+            ),
+            **machine_env(machines),
+            "VENV": sys.prefix,
+            # The stand-ins run from the harness's own code, never the checkout's (-P).
+            "GITOPS_ML_PYTHON": sys.executable,
+            # Where setup-cml's stand-in finds the recording cml.
+            "GITOPS_ML_STANDINS": str(STANDINS / "bin"),
+            "GITOPS_ML_RECORD": str(self.record),
+            "GITOPS_ML_ARTIFACTS": str(self.root / "artifacts" / stamp),
+            "GITOPS_ML_RUN_DIR": str(self.run_dir),
+            "GITOPS_ML_ORIGIN": str(self.origin),
+            "GITOPS_ML_CACHE_STORE": str(self.root / "cache-store"),
+            "GITOPS_ML_RELAXED": ",".join(sorted(self.relaxed)),
+            # The deploy runner's setup for the retraining relay (README, "Alert-triggered
+            # retraining"): a token file, and here the GitHub API stand-in's URL.
+            "GITOPS_ML_DISPATCH_TOKEN_FILE": str(self.root / "dispatch-token"),
+            "GITOPS_ML_GITHUB_API": self.api_url,
+        }
+        # A scenario's own settings win (e.g. another machine's run directory and ports).
+        return self.env(**{**harness, **self.job_env, **(env or {})})
+
     def _environments(
         self, path: Path, ref: str, only: str | None
     ) -> tuple[set[str], dict[str, str]]:
@@ -366,18 +386,6 @@ class Runs(Repository):
             not_run = "skipped" if run.returncode == 0 else "pending"
             checks[run.names.get(job, job)] = run.jobs.get(job, not_run)
         self.state.set_checks(sha, checks)
-
-    def statuses(self, sha: str) -> dict[str, str]:
-        """The checks recorded on a commit: ``{check name: result}``."""
-        return self.state.checks(sha)
-
-    def github(self) -> dict[str, Any]:
-        """The state the cml/gh stand-ins recorded (comments, pull requests)."""
-        return self.state.github()
-
-    def pushes(self) -> list[dict[str, str]]:
-        """Every push origin received, with who made it."""
-        return self.state.pushes()
 
     def github_env(self, token: str | None = None) -> dict[str, str]:
         """The environment of a command run as a workflow step would, with ``token`` if any.
