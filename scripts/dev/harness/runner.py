@@ -82,19 +82,55 @@ def cleanup_job(tracking_id: str, job: str | None = None) -> list[int]:
     return killed
 
 
-def reboot(machine: Path) -> list[int]:
+def parents() -> dict[int, int]:
+    """Every live process's parent: ``{pid: ppid}``."""
+    found = {}
+    for pid in processes():
+        try:
+            stat = (PROC / str(pid) / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: the fields follow the last ")".
+        found[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def command_of(pid: int) -> str:
+    """A process's command line (empty when it is gone)."""
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def reboot(machine: Path, marks: Sequence[Path] = ()) -> list[int]:
     """A machine restarts: every process it ran is gone and its temporary folder is empty.
 
-    The machine's processes are those whose environment names it: ``GITOPS_ML_MACHINE``
-    (set for every step by the machine wrapper) or a ``HOME`` inside it (what a service
-    started with a clean environment, a supervisor, still inherits). Returns their pids.
+    The machine's processes are those whose environment names it (``GITOPS_ML_MACHINE``,
+    set for every step by the machine wrapper, or a ``HOME`` inside it, which a service
+    started with a clean environment still inherits), those whose command line names one of
+    ``marks`` (folders only that machine's services use: nginx empties its environment),
+    and every descendant of those. Returns their pids.
     """
-    killed = []
-    for pid in processes():
+
+    def owned(pid: int) -> bool:
         env = environment_of(pid)
-        home = env.get("HOME", "")
-        if env.get("GITOPS_ML_MACHINE") != str(machine) and not home.startswith(f"{machine}/"):
-            continue
+        if env.get("GITOPS_ML_MACHINE") == str(machine):
+            return True
+        if env.get("HOME", "").startswith(f"{machine}/"):
+            return True
+        command = command_of(pid)
+        return any(str(mark) in command for mark in marks)
+
+    tree = parents()
+    doomed = {pid for pid in tree if owned(pid)}
+    grown = True
+    while grown:
+        children = {pid for pid, parent in tree.items() if parent in doomed} - doomed
+        doomed |= children
+        grown = bool(children)
+    killed = []
+    for pid in sorted(doomed):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

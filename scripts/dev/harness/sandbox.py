@@ -93,7 +93,9 @@ class Sandbox(Events):
         Nothing is started again at boot unless something on the machine says so; the
         harness does not start it on the project's behalf. Returns the pids that ended.
         """
-        return reboot(self.machines / machine)
+        # The deploy machine's services run under the sandbox's run directory.
+        marks = [self.run_dir] if machine == DEPLOY_MACHINE else []
+        return reboot(self.machines / machine, marks)
 
 
 def install_hooks(origin: Path) -> None:

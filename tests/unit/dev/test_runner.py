@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from scripts.dev.harness.runner import cleanup_job, new_tracking_id, tracked
+from scripts.dev.harness.runner import cleanup_job, new_tracking_id, parents, reboot, tracked
 
 
 def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -49,3 +52,32 @@ def test_no_tracking_id_cleans_nothing(three: tuple[str, list[subprocess.Popen[b
     _, processes = three
     assert cleanup_job("") == []
     assert all(process.poll() is None for process in processes)
+
+
+def test_a_reboot_ends_every_process_of_the_machine_and_only_those(tmp_path: Path) -> None:
+    machine = tmp_path / "machines" / "deploy"
+    (machine / "tmp").mkdir(parents=True)
+    (machine / "tmp" / "socket").write_text("", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    base = {key: value for key, value in os.environ.items() if key != "GITOPS_ML_MACHINE"}
+    step = start({**base, "GITOPS_ML_MACHINE": str(machine)})
+    service = start({**base, "HOME": str(machine / "home")})  # a supervisor's clean env
+    # A process that empties its environment (nginx) but names the run directory, with a
+    # child that names nothing.
+    named = subprocess.Popen(
+        ["/bin/sh", "-c", "/bin/sleep 120 & wait", str(run_dir)], env={}, start_new_session=True
+    )
+    other = start(base)
+    try:
+        time.sleep(0.3)
+        (child,) = [pid for pid, parent in parents().items() if parent == named.pid]
+        killed = set(reboot(machine, [run_dir]))
+        assert killed == {step.pid, service.pid, named.pid, child}
+        for process in (step, service, named):
+            assert process.wait(timeout=5) == -signal.SIGKILL
+        assert other.poll() is None
+        assert not (machine / "tmp").exists()
+    finally:
+        for process in (step, service, named, other):
+            process.kill()
+            process.wait()
