@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 import yaml
 
 from pipeline.generate import Window, generate
@@ -106,6 +107,11 @@ class DefectPresent(AssertionError):
     "expected"; a fixed defect passes the scenario and the strict mark turns that red until
     the fixing issue removes it.
     """
+
+
+def scenario(issue: int, reason: str) -> pytest.MarkDecorator:
+    """Mark a defect scenario: it fails with :class:`DefectPresent` until #issue fixes it."""
+    return pytest.mark.xfail(strict=True, raises=DefectPresent, reason=f"#{issue}: {reason}")
 
 
 def defect(present: bool, message: str) -> None:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import DefectPresent, Repo, defect, make_credit_frame, make_repo
+from tests.helpers import Repo, defect, make_credit_frame, make_repo, scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STAGES = ("ingest", "validate", "split", "train", "evaluate", "export")
@@ -163,11 +163,7 @@ def test_a_docs_only_commit_then_a_forced_export_leaves_dvc_lock_unchanged(sklea
     assert copy.run("git", "status", "--porcelain").stdout == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DefectPresent,
-    reason="#22: the first PR on a team's own data cannot be judged (gates exit 2)",
-)
+@scenario(22, "the first PR on a team's own data cannot be judged (gates exit 2)")
 def test_scenario_11_the_first_pr_on_a_teams_own_data_is_judged(sklearn_run, tmp_path):
     # Harness scenario 11 (tests/workflows/test_adopted.py): main's model was trained on the
     # demo data; the team's first PR points data.* at its own table, by params only. Its

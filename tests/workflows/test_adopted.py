@@ -35,17 +35,12 @@ from scripts.dev.harness.workflows import (
     triggered_workflows,
 )
 from scripts.dev.s3 import S3Endpoint, s3_server
-from tests.helpers import DefectPresent, defect
+from tests.helpers import defect, scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
 
 STATE_FILE = "bentos/deployments/production.yaml"
 MODEL_CHANGE = ["dvc.lock", "metrics.json", "params.yaml"]
-
-
-def xfail(issue: int, reason: str) -> pytest.MarkDecorator:
-    """Expected to fail with the defect itself (:class:`DefectPresent`) until #issue fixes it."""
-    return pytest.mark.xfail(strict=True, raises=DefectPresent, reason=f"#{issue}: {reason}")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +73,7 @@ def production_approvals(sandbox: Sandbox, name: str, event: str, changed: list[
     return waiting
 
 
-@xfail(20, "the hourly promote cancels a production deploy that waits for its reviewer")
+@scenario(20, "the hourly promote cancels a production deploy that waits for its reviewer")
 def test_scenario_1_an_hourly_promote_never_cancels_a_pending_production_apply(
     adopted: Sandbox,
 ) -> None:
@@ -104,7 +99,7 @@ def test_scenario_1_an_hourly_promote_never_cancels_a_pending_production_apply(
     defect(states.get("deploy.yml / apply") == "cancelled", f"GitHub cancels the apply: {states}")
 
 
-@xfail(20, "a release blocked by an open state PR never resumes when that PR merges")
+@scenario(20, "a release blocked by an open state PR never resumes when that PR merges")
 def test_scenario_2_a_release_blocked_by_a_state_pr_resumes_when_that_pr_merges(
     adopted: Sandbox,
 ) -> None:
@@ -123,7 +118,7 @@ def test_scenario_2_a_release_blocked_by_a_state_pr_resumes_when_that_pr_merges(
     defect(not resumed, f"the state PR's merge starts {started}, none of which releases")
 
 
-@xfail(20, "one release asks production's reviewer twice (release, then the state merge)")
+@scenario(20, "one release asks production's reviewer twice (release, then the state merge)")
 def test_scenario_3_one_release_takes_at_most_one_production_approval(adopted: Sandbox) -> None:
     """Approvals one release takes: its push to main, then its state PR's merge.
 
@@ -135,7 +130,7 @@ def test_scenario_3_one_release_takes_at_most_one_production_approval(adopted: S
     defect(len(waits) > 1, f"one release, {len(waits)} production approvals: {waits}")
 
 
-@xfail(20, "a closed release state PR leaves its challenger serving until the next release")
+@scenario(20, "a closed release state PR leaves its challenger serving until the next release")
 def test_scenario_4_a_closed_release_state_pr_leaves_no_challenger_serving(
     adopted: Sandbox,
 ) -> None:
@@ -206,7 +201,7 @@ def propose(
     )
 
 
-@xfail(20, "the hourly promote pushes to its open decision PR every hour (CI reruns)")
+@scenario(20, "the hourly promote pushes to its open decision PR every hour (CI reruns)")
 def test_scenario_6_an_unchanged_decision_leaves_its_open_pr_alone(
     adopted: Sandbox, tmp_path: Path
 ) -> None:
@@ -232,7 +227,7 @@ def test_scenario_6_an_unchanged_decision_leaves_its_open_pr_alone(
     defect(len(pushes) > 1, f"{len(pushes)} pushes to the open decision PR for one decision")
 
 
-@xfail(20, "STATE_PUSH=direct loses the decision under branch protection (push refused)")
+@scenario(20, "STATE_PUSH=direct loses the decision under branch protection (push refused)")
 def test_scenario_7_a_state_change_reaches_main_under_branch_protection(
     adopted: Sandbox, tmp_path: Path
 ) -> None:
@@ -255,7 +250,7 @@ def test_scenario_7_a_state_change_reaches_main_under_branch_protection(
     defect(not landed, f"exit {result.returncode}: {result.stderr.strip()[-400:]}")
 
 
-@xfail(21, "a pull request's job can overwrite the archived Bentos releases deploy")
+@scenario(21, "a pull request's job can overwrite the archived Bentos releases deploy")
 def test_scenario_9_a_pr_job_cannot_write_the_store_releases_trust(
     adopted: Sandbox, s3: S3Endpoint
 ) -> None:
@@ -287,7 +282,7 @@ def test_scenario_9_a_pr_job_cannot_write_the_store_releases_trust(
     defect(True, f"a PR's keys wrote s3://{target}")
 
 
-@xfail(21, "a PR that edits its workflow runs on the deploy runner with secrets in reach")
+@scenario(21, "a PR that edits its workflow runs on the deploy runner with secrets in reach")
 def test_scenario_10_a_pr_editing_its_workflow_gets_no_secret_on_the_deploy_runner(
     adopted: Sandbox,
 ) -> None:

@@ -38,7 +38,7 @@ from scripts.dev.harness.workflows import (
 from scripts.dev.s3 import s3_server
 from scripts.dev.traffic import simulate
 from scripts.dev.workspace import PROJECT_ROOT, edit_yaml
-from tests.helpers import DefectPresent, defect
+from tests.helpers import defect, scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
 
@@ -680,11 +680,7 @@ def interpreter(pid: int) -> str:
     return (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")[0].decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DefectPresent,
-    reason="#20: a dependency change merged to main swaps the packages production runs on",
-)
+@scenario(20, "a dependency change merged to main swaps the packages production runs on")
 def test_scenario_8_a_dependency_change_never_touches_a_running_variants_interpreter(
     sandbox: Sandbox,
 ) -> None:
@@ -703,11 +699,7 @@ def test_scenario_8_a_dependency_change_never_touches_a_running_variants_interpr
     defect(bool(shared), f"variants on the jobs' venv {jobs_venv}: {shared}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DefectPresent,
-    reason="#20: a reboot of the deploy machine leaves production down until the next release",
-)
+@scenario(20, "a reboot of the deploy machine leaves production down until the next release")
 def test_scenario_5_after_a_reboot_the_next_scheduled_runs_bring_production_back(
     sandbox: Sandbox,
 ) -> None:
