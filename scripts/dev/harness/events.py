@@ -101,8 +101,7 @@ class Events(Runs):
 
     def close_pull_request(self, branch: str) -> None:
         """A person closes the open PR from ``branch`` without merging it."""
-        self.pull_requests.pop(branch, None)
-        self.state.end_pulls(branch, "closed")
+        self.end_pull_requests(branch, "closed")
 
     def wait_for_dispatches(self, timeout: float = 90.0) -> list[dict[str, Any]]:
         """The dispatches accepted so far, waiting up to ``timeout`` s for a first one.
@@ -118,15 +117,6 @@ class Events(Runs):
                 raise TimeoutError(f"no repository_dispatch within {timeout:.0f} s")
             time.sleep(0.5)
         return self.dispatches()
-
-    def open_pull_request_number(self, branch: str) -> int | None:
-        """The number of the open PR from ``branch``, opened here or by a workflow."""
-        if branch in self.pull_requests:
-            return self.pull_requests[branch]
-        for pull in self.github()["pulls"]:
-            if pull["head"] == branch and pull.get("state", "open") == "open":
-                return int(pull["number"])
-        return None
 
     def open_pull_request(self, branch: str, number: int, base: str = "main") -> list[ActRun]:
         """A person pushes ``branch`` and opens PR #number: the workflows GitHub starts run.

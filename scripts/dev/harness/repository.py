@@ -8,6 +8,7 @@ build on it; :class:`~scripts.dev.harness.sandbox.Sandbox` is the whole.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -77,7 +78,7 @@ class Repository:
         """The recorded GitHub state's folder (:class:`Record`)."""
         return self.root / "record"
 
-    @property
+    @functools.cached_property
     def state(self) -> Record:
         """The recorded GitHub state."""
         return Record(self.record)
@@ -241,11 +242,8 @@ class Repository:
         self.git("checkout", "-q", "main")
         before = self.head()
         branch = ref.removeprefix("origin/")
-        pulls = self.state.github()["pulls"]
-        opened = branch in self.pull_requests or any(
-            p["head"] == branch and p.get("state") == "open" for p in pulls
-        )
         # Through a pull request, protection judges the PR's head; else the pushed merge.
+        opened = self.open_pull_request_number(branch) is not None
         head = self.head(ref) if opened else None
         self.git("merge", "-q", "--no-ff", "-m", message, ref)
         try:
@@ -253,9 +251,22 @@ class Repository:
         except ActError:
             self.git("reset", "-q", "--hard", before)
             raise
-        self.pull_requests.pop(branch, None)
-        self.state.end_pulls(branch, "merged")
+        self.end_pull_requests(branch, "merged")
         return before
+
+    def open_pull_request_number(self, branch: str) -> int | None:
+        """The number of the open PR from ``branch``, opened here or by a workflow."""
+        if branch in self.pull_requests:
+            return self.pull_requests[branch]
+        for pull in self.github()["pulls"]:
+            if pull["head"] == branch and pull.get("state", "open") == "open":
+                return int(pull["number"])
+        return None
+
+    def end_pull_requests(self, branch: str, end: str) -> None:
+        """The open PRs from ``branch`` are ``merged`` or ``closed``."""
+        self.pull_requests.pop(branch, None)
+        self.state.end_pulls(branch, end)
 
     def event_payload(self, event: str, **fields: Any) -> dict[str, Any]:
         """A minimal payload for ``event`` in the shape act and our scripts read."""

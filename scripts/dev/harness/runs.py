@@ -26,7 +26,7 @@ from scripts.dev.harness.machines import machine_env, machine_roots, self_hosted
 from scripts.dev.harness.repository import Repository
 from scripts.dev.harness.runner import new_tracking_id, run_streaming
 from scripts.dev.harness.workflows import (
-    check_name,
+    check_names,
     event_ref,
     job_environments,
     job_ids,
@@ -255,7 +255,7 @@ class Runs(Repository):
             workflow, event, returncode, jobs, expected, logs / f"{stamp}.jsonl", seconds, lines
         )
         run.cleaned = cleaned
-        run.names = {name: check_name(path, name) for name in load(path)["jobs"]}
+        run.names = check_names(path)
         if expect is None and not job:
             run.conditional = {name for name, spec in load(path)["jobs"].items() if "if" in spec}
         if fork:

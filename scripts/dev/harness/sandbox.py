@@ -23,7 +23,7 @@ from scripts.dev.harness.github.state import DEFAULT_SETTINGS, Protection
 from scripts.dev.harness.github.tokens import DISPATCH_TOKEN, REPOSITORY
 from scripts.dev.harness.runner import reboot
 from scripts.dev.harness.runs import RULES
-from scripts.dev.harness.workflows import check_name
+from scripts.dev.harness.workflows import check_names
 from scripts.dev.s3 import S3Endpoint
 from scripts.dev.workspace import PROJECT_ROOT, copy_project
 
@@ -183,7 +183,7 @@ def adopt(
     )
     sandbox.environments["staging"] = Environment(branches=("main",), secrets=dict(deploy))
     workflows = sandbox.work / ".github" / "workflows"
-    required = tuple(check_name(workflows / name, job) for name, job in REQUIRED_JOBS)
+    required = tuple(check_names(workflows / name)[job] for name, job in REQUIRED_JOBS)
     sandbox.protection["main"] = Protection(required, tuple(bypass))
     sandbox.settings["allow_auto_merge"] = auto_merge
     sandbox.publish_settings()

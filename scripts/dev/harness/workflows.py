@@ -215,15 +215,18 @@ def run_commands(path: Path, job: str) -> list[str]:
     return [str(step["run"]) for step in steps if "run" in step]
 
 
-def check_name(path: Path, job: str) -> str:
-    """The name of the check a job reports, which branch protection's required checks match.
+def check_names(path: Path) -> dict[str, str]:
+    """Each job's check name, which branch protection's required checks match.
 
     GitHub names a job's check run after its ``name:`` (the job id without one); a name
     with an expression (a matrix job's) is rendered per run, which this reading does not
     do: the job id stands for it.
     """
-    name = load(path)["jobs"][job].get("name")
-    return job if not name or "${{" in str(name) else str(name)
+    names = {}
+    for job, spec in load(path)["jobs"].items():
+        name = spec.get("name")
+        names[job] = job if not name or "${{" in str(name) else str(name)
+    return names
 
 
 def event_ref(event: str, payload: Mapping[str, Any], branch: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from scripts.dev.harness.github.state import Record
-from scripts.dev.harness.github.tokens import allowed, token_kind
+from scripts.dev.harness.github.tokens import allowed, caller_kind
 
 WATERMARK_IMAGE = "https://cml.dev/watermark.png"
 
@@ -37,18 +37,12 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def caller() -> str:
-    """The kind of token this call holds (``GH_TOKEN``, else ``GITHUB_TOKEN``)."""
-    return token_kind(os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_TOKEN"))
-
-
 def require(record: Record, scope: str, level: str = "write") -> None:
     """Exit 1 with GitHub's 403 unless this call's token may ``level`` on ``scope``.
 
     A workflow token's scopes are its job's (``GITHUB_JOB`` names it in every step).
     """
-    kind = caller()
-    scopes = record.job_scopes(os.environ.get("GITHUB_JOB", "")) if kind == "workflow" else None
+    kind = caller_kind()
     if kind == "none":
         print(
             "gh: To use GitHub CLI in a GitHub Actions workflow, set the GH_TOKEN "
@@ -56,7 +50,7 @@ def require(record: Record, scope: str, level: str = "write") -> None:
             file=sys.stderr,
         )
         sys.exit(4)
-    if not allowed(kind, scope, level, scopes):
+    if not allowed(kind, scope, level, record.caller_scopes(kind)):
         print(
             f"gh: Resource not accessible by integration (HTTP 403): {kind} token, "
             f"{scope}: {level} needed",
@@ -200,7 +194,7 @@ def gh_pr(argv: list[str], record: Record) -> None:
         enable_auto_merge(args.target, args.auto, record)
         return
     require(record, "pull-requests")
-    kind = caller()
+    kind = caller_kind()
     if kind == "workflow" and not record.settings()["actions_can_create_pull_requests"]:
         # GitHub's answer (HTTP 403) when the repository setting is off, its default.
         print(
@@ -256,7 +250,7 @@ def enable_auto_merge(target: str, auto: bool, record: Record) -> None:
         if not pulls:
             print(f"no open pull requests found for {target!r}", file=sys.stderr)
             sys.exit(1)
-        pulls[-1]["auto_merge"] = caller()
+        pulls[-1]["auto_merge"] = caller_kind()
     print(
         f"Pull request #{pulls[-1]['number']} will be automatically merged when all "
         "requirements are met"

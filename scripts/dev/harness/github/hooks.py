@@ -22,14 +22,14 @@ import sys
 from pathlib import Path
 
 from scripts.dev.harness.github.state import Protection, Record
-from scripts.dev.harness.github.tokens import REPOSITORY, allowed, token_kind
+from scripts.dev.harness.github.tokens import REPOSITORY, allowed, caller_kind
 
 PASSED = {"success", "skipped"}
 
 
 def pusher() -> str:
     """Who pushes, by the token in the environment (no token: a person at a laptop)."""
-    kind = token_kind(os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_TOKEN"))
+    kind = caller_kind()
     return "person" if kind == "none" else kind
 
 
@@ -66,8 +66,7 @@ def permission_refusal(record: Record, by: str) -> str | None:
     """GitHub's 403 for a push the token may not make (a job without ``contents: write``)."""
     if by not in ("workflow", "read-only"):
         return None
-    scopes = record.job_scopes(os.environ.get("GITHUB_JOB", "")) if by == "workflow" else None
-    if allowed(by, "contents", "write", scopes):
+    if allowed(by, "contents", "write", record.caller_scopes(by)):
         return None
     return f"Permission to {REPOSITORY}.git denied to github-actions[bot]."
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,6 @@ class Record:
     """The files under ``root`` (``<sandbox>/record``)."""
 
     root: Path
-    _empty: dict[str, Any] = field(
-        default_factory=lambda: {"comments": [], "pulls": [], "next_id": 1}, repr=False
-    )
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -65,7 +63,7 @@ class Record:
         """A snapshot of the comments and pull requests."""
         path = self.root / "github.json"
         if not path.is_file():
-            return json.loads(json.dumps(self._empty))  # type: ignore[no-any-return]
+            return {"comments": [], "pulls": [], "next_id": 1}
         state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return state
 
@@ -167,6 +165,10 @@ class Record:
         """The ``GITHUB_TOKEN`` scopes of a job of the running workflow (None: unknown)."""
         scopes: dict[str, dict[str, str]] = self._json("permissions.json", {})
         return scopes.get(job)
+
+    def caller_scopes(self, kind: str) -> dict[str, str] | None:
+        """A caller's token scopes: its job's (``GITHUB_JOB``) for a workflow token, else None."""
+        return self.job_scopes(os.environ.get("GITHUB_JOB", "")) if kind == "workflow" else None
 
     def set_job_scopes(self, scopes: Mapping[str, Mapping[str, str]]) -> None:
         """The running workflow's jobs and their token scopes."""

@@ -18,6 +18,7 @@ Every stand-in (the ``gh``/``cml`` recorder, the origin's hooks, the HTTP API) a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 REPOSITORY = "gitops-ml/sandbox"
@@ -52,6 +53,11 @@ def token_kind(token: str | None) -> str:
     if not token:
         return "none"
     return KINDS.get(token, "app")
+
+
+def caller_kind(environ: Mapping[str, str] = os.environ) -> str:
+    """The kind of token a stand-in's caller holds (``GH_TOKEN``, else ``GITHUB_TOKEN``)."""
+    return token_kind(environ.get("GH_TOKEN") or environ.get("GITHUB_TOKEN"))
 
 
 def scopes_of(permissions: object) -> dict[str, str]:
