@@ -175,6 +175,10 @@ release-needed: install ## Is this checkout's model or serving code new to produ
 apply: install ## Reconcile DEPLOY_ENV to bentos/deployments/$(DEPLOY_ENV).yaml
 	python -m scripts.deploy apply --env "$(DEPLOY_ENV)"
 
+.PHONY: reconcile
+reconcile: install ## Make what runs for DEPLOY_ENV equal to git (repair, remove what git no longer names); say what changed
+	python -m scripts.deploy reconcile --env "$(DEPLOY_ENV)"
+
 .PHONY: status
 status: install ## Health of what runs for DEPLOY_ENV (exit 1 when something is down)
 	python -m scripts.deploy status --env "$(DEPLOY_ENV)"
@@ -213,7 +217,7 @@ record-release: install ## After a release: record it in the state files (+ mani
 	@mkdir -p reports
 	@echo "Release of Bento $(BENTO_VERSION): staging serves it; production runs it as the A/B challenger (or champion on the first release)." > reports/release.md
 	python -m scripts.gitops propose bentos/deployments --title "Release $(BENTO_VERSION): deployment state" \
-	  --branch "gitops/release-$(BENTO_VERSION)" --body-file reports/release.md
+	  --branch "gitops/release-$(BENTO_VERSION)" --body-file reports/release.md --auto-merge
 
 # Monitoring: the drift job over a prepared window (DRIFT_WINDOW) or the production logs.
 RUN_DIR := $(or $(GITOPS_ML_RUN_DIR),$(HOME)/.local/state/gitops-ml)

@@ -5,13 +5,19 @@ BentoML's default monitor exporter writes one JSON object per line to
 ``data.<worker>.log.<date>``). It configures one fixed pair of Python loggers, so a
 second monitor in the same process would redirect the first one's records into its own
 file; predictions and feedback therefore share the :data:`MONITOR` log and are told
-apart by the ``event`` column. The drift job and the A/B analysis read them here.
+apart by the ``event`` column. The drift job reads them here.
+
+Requests that no customer sent (the smoke test, the live gate, ``make traffic``) carry the
+:data:`SYNTHETIC_HEADER` naming their source; the service logs it in the :data:`SYNTHETIC`
+column of their records, and the drift job leaves those records out of its window (and so
+of the retraining data) with :func:`drop_synthetic`. The logs keep every record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +27,11 @@ if TYPE_CHECKING:  # the service imports the log names only; pandas is not in it
 MONITOR = "credit_risk"
 PREDICTION_EVENT = "prediction"
 FEEDBACK_EVENT = "feedback"
+# The request header a tool sets to mark its requests as not a customer's, valued with its
+# source (smoke, live-gate, traffic), and the log column that records it. Customers' records
+# have no such column: their log lines stay as they were, at no cost on the hot path.
+SYNTHETIC_HEADER = "X-Gitops-Synthetic"
+SYNTHETIC = "synthetic"
 
 
 def read_log(
@@ -97,3 +108,20 @@ def read_feedback(
 ) -> pd.DataFrame:
     """Feedback labels received in the window (see :func:`read_log`)."""
     return select(read_log(log_dir, start, end), FEEDBACK_EVENT)
+
+
+def drop_synthetic(frame: pd.DataFrame) -> tuple[pd.DataFrame, Counter[str]]:
+    """The records of ``frame`` that no tool marked, and how many were left out by source.
+
+    Args:
+        frame: Records as :func:`read_log` returns them (any events).
+
+    Returns:
+        The unmarked records (without the :data:`SYNTHETIC` column) and ``{source: count}``
+        of the marked ones.
+    """
+    if frame.empty or SYNTHETIC not in frame:
+        return frame, Counter()
+    source = frame[SYNTHETIC].fillna("").astype(str)
+    marked = source != ""
+    return frame[~marked].drop(columns=SYNTHETIC), Counter(source[marked].tolist())

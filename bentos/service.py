@@ -18,6 +18,11 @@ Environment: ``GITOPS_ML_VARIANT`` names the variant in metrics and logs (defaul
 ``champion``); ``GITOPS_ML_LOG_DIR`` is where prediction and feedback logs go (default
 ``logs/monitoring``, read back by :mod:`bentos.prediction_log`); ``GITOPS_ML_WORKERS`` and
 ``GITOPS_ML_THREADS`` size the server.
+
+A request with the ``X-Gitops-Synthetic`` header (the smoke test, the live gate,
+``make traffic``) is served and counted in Prometheus like any other; its log records carry
+the header's value in a ``synthetic`` column, so the drift job can leave them out of its
+window and of the retraining data.
 """
 
 from __future__ import annotations
@@ -37,7 +42,13 @@ from prometheus_client import Counter, Histogram
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from bentos.middleware import JsonOnly, VariantHeader, use_for_bentoml_timeout
-from bentos.prediction_log import FEEDBACK_EVENT, MONITOR, PREDICTION_EVENT
+from bentos.prediction_log import (
+    FEEDBACK_EVENT,
+    MONITOR,
+    PREDICTION_EVENT,
+    SYNTHETIC,
+    SYNTHETIC_HEADER,
+)
 from bentos.schema import MAX_RECORDS, RowCheck, record_model
 from bentos.settings import ServiceSettings
 from pipeline.onnx_model import OnnxClassifier, feeds_from_columns
@@ -75,6 +86,11 @@ def bento_labels() -> dict[str, str]:
         return {}
     labels = (yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}).get("labels") or {}
     return {str(key): str(value) for key, value in labels.items()}
+
+
+def synthetic_source(ctx: bentoml.Context) -> str:
+    """The source a tool names in :data:`SYNTHETIC_HEADER`; empty for a customer's request."""
+    return str(ctx.request.headers.get(SYNTHETIC_HEADER, ""))
 
 
 BUILD = bento_labels()
@@ -202,8 +218,12 @@ class CreditRiskService:
         ids: list[str],
         predicted: np.ndarray,
         probability: np.ndarray,
+        synthetic: str,
     ) -> None:
-        """One monitor record per scored row: tags, features, id, class, probability."""
+        """One monitor record per scored row: tags, features, id, class, probability.
+
+        ``synthetic``: the source of a tool's request, logged when set (see the module).
+        """
         with bentoml.monitor(MONITOR) as monitor:
             size = len(ids)
             tags = {
@@ -211,6 +231,8 @@ class CreditRiskService:
                 "variant": self.variant,
                 "model_version": self.version,
             }
+            if synthetic:
+                tags[SYNTHETIC] = synthetic
             for name, value in tags.items():
                 monitor.log_batch(
                     [value] * size, name=name, role="prediction", data_type="categorical"
@@ -231,6 +253,7 @@ class CreditRiskService:
     async def predict(
         self,
         records: Annotated[list[LoanApplication], Field(min_length=1, max_length=MAX_RECORDS)],  # type: ignore[valid-type]  # built from the schema at import
+        ctx: bentoml.Context,
     ) -> Predictions:
         """Score loan applications (1 to 1,000 records)."""
         columns = {name: [getattr(record, name) for record in records] for name in FEATURES}
@@ -238,7 +261,7 @@ class CreditRiskService:
             columns[name] = [np.nan if v is None else v for v in columns[name]]
         probability, predicted = self._score(columns)
         ids = [f"{uuid.uuid4().hex}-{c}" for c in predicted]
-        self._log_predictions(columns, ids, predicted, probability)
+        self._log_predictions(columns, ids, predicted, probability, synthetic_source(ctx))
         return Predictions(
             predictions=[
                 Prediction(
@@ -292,6 +315,7 @@ class CreditRiskService:
         self,
         request_id: Annotated[str, Field(pattern=REQUEST_ID.pattern)],
         label: Literal[0, 1],
+        ctx: bentoml.Context,
     ) -> FeedbackReceipt:
         """Record the true label of an earlier prediction."""
         predicted = int(request_id.rsplit("-", 1)[1])
@@ -307,6 +331,9 @@ class CreditRiskService:
                 "prediction_id": request_id,
                 "prediction": predicted,
             }
+            synthetic = synthetic_source(ctx)
+            if synthetic:
+                columns[SYNTHETIC] = synthetic
             for name, value in columns.items():
                 monitor.log(value, name=name, role="prediction", data_type="categorical")
             monitor.log(label, name="label", role="target", data_type="categorical")

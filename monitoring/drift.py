@@ -5,7 +5,9 @@ Compares a production window with the training split, with Evidently's current A
 
 * the **window**: the service's prediction logs (``--logs``: a folder or any fsspec URL such
   as ``s3://bucket/logs``) over ``--start``/``--end`` (default: the last
-  ``monitoring.window_days``), joined with the feedback labels; or a prepared table
+  ``monitoring.window_days``), joined with the feedback labels, less the records of the
+  requests a tool marked as synthetic (smoke test, live gate, ``make traffic``: counted and
+  printed, kept in the logs); or a prepared table
   (``--current``: Parquet/CSV with the feature columns, optionally ``probability`` and the
   target);
 * the **reference**: the training split (``data/split/train.parquet``, from DVC) and, for
@@ -32,8 +34,9 @@ import json
 import os
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,8 @@ import pandas as pd
 from bentos.prediction_log import (
     FEEDBACK_EVENT,
     PREDICTION_EVENT,
+    SYNTHETIC_HEADER,
+    drop_synthetic,
     in_window,
     read_log,
     select,
@@ -71,6 +76,8 @@ class Window:
 
     ``rows`` is the window's size when ``frame`` is a sample of it (a table sampled while
     read); ``labelled`` then names the file its labelled rows were streamed to.
+    ``synthetic`` counts, by source, the logged predictions of the window left out because
+    a tool marked their request as synthetic.
     """
 
     frame: pd.DataFrame
@@ -78,6 +85,7 @@ class Window:
     end: str | None
     rows: int | None = None
     labelled: Path | None = None
+    synthetic: Counter[str] = field(default_factory=Counter)
 
 
 READ_BATCH_ROWS = 262_144
@@ -144,16 +152,29 @@ def sample_parquet(
 def load_window(
     logs: Sequence[str], start: dt.datetime, end: dt.datetime, schema: SchemaParams
 ) -> Window:
-    """Predictions logged in ``[start, end)`` (every log folder) with their feedback labels."""
+    """Predictions logged in ``[start, end)`` (every log folder) with their feedback labels.
+
+    The records of synthetic requests (smoke test, live gate, ``make traffic``) are left out,
+    predictions and feedback alike: fabricated rows and labels must reach neither the verdict
+    nor the retraining data. The window's predictions left out are counted in
+    :attr:`Window.synthetic`.
+    """
     # One read per log: predictions of the window, feedback of any time (labels come later).
     records = [read_log(log) for log in logs]
-    predictions = pd.concat(
-        [select(in_window(log, start, end), PREDICTION_EVENT) for log in records],
-        ignore_index=True,
+    predictions, synthetic = drop_synthetic(
+        pd.concat(
+            [select(in_window(log, start, end), PREDICTION_EVENT) for log in records],
+            ignore_index=True,
+        )
     )
     if predictions.empty:
-        raise DriftJobError(f"no predictions logged in {', '.join(logs)} between {start} and {end}")
-    feedback = pd.concat([select(log, FEEDBACK_EVENT) for log in records], ignore_index=True)
+        left_out = f" ({describe_synthetic(synthetic)} left out)" if synthetic else ""
+        raise DriftJobError(
+            f"no predictions logged in {', '.join(logs)} between {start} and {end}{left_out}"
+        )
+    feedback, _ = drop_synthetic(
+        pd.concat([select(log, FEEDBACK_EVENT) for log in records], ignore_index=True)
+    )
     # The log's own timestamp is the row's event time; without one in the schema it is
     # dropped (a retraining window must match the training table's columns).
     if schema.event_time is not None:
@@ -164,7 +185,13 @@ def load_window(
         labels = feedback.drop_duplicates("prediction_id", keep="last")[["prediction_id", "label"]]
         frame = frame.merge(labels, on="prediction_id", how="left")
         frame = frame.rename(columns={"label": schema.target})
-    return Window(frame, start.isoformat(), end.isoformat())
+    return Window(frame, start.isoformat(), end.isoformat(), synthetic=synthetic)
+
+
+def describe_synthetic(synthetic: Counter[str]) -> str:
+    """``12 synthetic predictions (live-gate 10, smoke 2)``: what a window left out."""
+    sources = ", ".join(f"{source} {count}" for source, count in sorted(synthetic.items()))
+    return f"{synthetic.total()} synthetic predictions ({sources})"
 
 
 def _evidently() -> Any:
@@ -311,7 +338,13 @@ def summarize(
     degraded = bool(perf and perf.get("degraded"))
     severe_text = ", ".join(f"{c} PSI {features[c]['score']:.2f}" for c in severe)
     return {
-        "window": {"start": window.start, "end": window.end, "rows": rows, "sampled": sampled},
+        "window": {
+            "start": window.start,
+            "end": window.end,
+            "rows": rows,
+            "sampled": sampled,
+            "synthetic_left_out": dict(sorted(window.synthetic.items())),
+        },
         "columns": features,
         "dataset": {
             "drift_share": round(share, 4),
@@ -358,11 +391,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
     features = summary["columns"]
     drifted = summary["features_drifted"]
     severe = summary["severe"]
+    left_out = Counter(window.get("synthetic_left_out") or {})
     lines = [
         f"## Drift report: {headline(summary)}",
         "",
         f"Window {window['start'] or '(prepared file)'} → {window['end'] or ''}: "
-        f"{window['rows']} rows ({window['sampled']} compared).",
+        f"{window['rows']} rows ({window['sampled']} compared)"
+        + (f"; {describe_synthetic(left_out)} left out." if left_out else "."),
         "",
         f"- **Dataset drift (share rule)**: {'yes' if dataset['drifted'] else 'no'} — "
         f"{len(drifted)} of {len(features)} features drifted, share "
@@ -621,6 +656,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             end = args.end or dt.datetime.now()
             start = args.start or end - dt.timedelta(days=params.monitoring.window_days)
             window = load_window(args.logs, start, end, params.data.schema)
+            if window.synthetic:
+                print(
+                    f"drift: left out {describe_synthetic(window.synthetic)}: their requests "
+                    f"carried {SYNTHETIC_HEADER} (kept in the logs)"
+                )
         predictions = args.reference_predictions
         result = judge(
             window,

@@ -3,8 +3,11 @@
 Used for the deployment state (releases, promotions) and for retraining data
 (``monitoring.retrain``). ``propose --title T --body-file F --branch B PATH...`` commits the
 changed files and either opens a pull request from branch ``B`` (the default: reviewable,
-protected main) or, with ``--direct`` (``GITOPS_ML_STATE_PUSH=direct``), pushes the commit
-to ``main`` (:func:`scripts.ci.github.propose`). Nothing changed: nothing is committed, exit 0.
+protected main; ``--auto-merge``: merged once its required checks pass) or, with ``--direct``
+(``GITOPS_ML_STATE_PUSH=direct``), pushes the commit to ``main``, falling back to an
+auto-merged PR where protection refuses the push (:func:`scripts.ci.github.propose`).
+Nothing changed: nothing is committed, exit 0; an open PR already holding the change gets
+no new commit.
 
 ``commit --branch B [--report F] PATH...`` commits changed files to a PR's own branch
 (train.yml's lock, :func:`scripts.ci.github.commit_to_branch`), noting it in the report F.
@@ -46,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=context.direct_push,
         help="push to main instead of opening a PR (GITOPS_ML_STATE_PUSH=direct)",
     )
+    proposal.add_argument(
+        "--auto-merge",
+        action="store_true",
+        help="merge the PR once its required checks pass, where the repository allows it",
+    )
     pending = commands.add_parser("pending", help="exit 1 while a PR from PREFIX* is open")
     pending.add_argument("--prefix", default="gitops/")
     commit = commands.add_parser("commit", help="commit files to a PR's own branch")
@@ -61,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.direct:
         context = dataclasses.replace(context, state_push="direct")
     try:
-        print(f"gitops: {propose(args.paths, args.title, args.body_file, args.branch, context)}")
+        outcome = propose(
+            args.paths, args.title, args.body_file, args.branch, context, auto_merge=args.auto_merge
+        )
+        print(f"gitops: {outcome}")
     except (GitHubError, OSError) as error:
         print(f"gitops: {error}", file=sys.stderr)
         return ExitCode.FOUND_PROBLEM

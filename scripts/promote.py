@@ -85,10 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         body.write_text(render_body(outcome), encoding="utf-8")
         challenger = state.challenger.bento
         title = f"{decision.outcome}: {challenger} in {args.env}"
-        branch = f"gitops/{args.env}-{decision.outcome}-{challenger.replace(':', '-')}"
+        # One decision PR per environment: a later hour with the same decision edits its
+        # body; a different decision replaces its commit.
+        branch = f"gitops/{args.env}-decision"
         try:  # the re-rendered manifests go with it (Argo CD / Flux apply them)
             changed = [path, *render_manifests(updated, args.state_dir)]
-            print(f"promote: {propose(changed, title, body, branch, GitHubContext.from_env())}")
+            context = GitHubContext.from_env()
+            print(f"promote: {propose(changed, title, body, branch, context, auto_merge=True)}")
         except (GitHubError, DeliveryError) as error:
             print(f"promote: {error}", file=sys.stderr)
             return ExitCode.FOUND_PROBLEM

@@ -4,7 +4,8 @@ The checks are :func:`scripts.cd.checks.check`. With ``--serve TARGET`` it first
 ``bentoml serve TARGET`` on a free loopback port and stops it afterwards. With ``--load``
 the live gate follows: a bounded load run whose p95 latency and error rate must stay within
 ``gates.live`` of params.yaml (release.yml runs it on staging before production). Exits 1
-naming the failed check or budget.
+naming the failed check or budget. Its requests are marked synthetic
+(``X-Gitops-Synthetic``), so the drift job leaves their records out.
 """
 
 from __future__ import annotations

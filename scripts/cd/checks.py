@@ -5,6 +5,10 @@ The smoke test checks the metadata, one prediction, one feedback, a rejected bad
 waits for readiness with :func:`wait_ready`; ``python -m scripts.smoke`` runs :func:`check`,
 and with ``--load`` the live gate (:func:`live_gate`): a bounded load run of the built
 Bento behind staging's router, judged against ``gates.live`` before production.
+
+Every request they send is marked synthetic (``X-Gitops-Synthetic: smoke`` or
+``live-gate``): the service logs the mark with the prediction and the feedback, and the
+drift job leaves those records out of its window and of the retraining data.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from typing import Any
 
 import numpy as np
 
+from bentos.prediction_log import SYNTHETIC_HEADER
 from pipeline.params import LiveParams
 from scripts.cd.errors import SmokeError
 from scripts.cd.processes import running_process
 
 READY_TIMEOUT_S = 60.0
 # One sticky user: behind an A/B router every call of the smoke test reaches the same variant.
-SMOKE_USER = {"X-User-Id": "gitops-ml-smoke-test"}
+SMOKE_HEADERS = {"X-User-Id": "gitops-ml-smoke-test", SYNTHETIC_HEADER: "smoke"}
+LIVE_GATE_SOURCE = "live-gate"
 
 
 def request(
@@ -120,7 +126,7 @@ def check(url: str) -> list[str]:
     passed: list[str] = []
 
     def call(path: str, payload: Any | None = None) -> tuple[int, str]:
-        return request(f"{url}{path}", payload, headers=SMOKE_USER)
+        return request(f"{url}{path}", payload, headers=SMOKE_HEADERS)
 
     def expect(name: str, condition: bool, detail: str) -> None:
         if not condition:
@@ -166,7 +172,8 @@ class LoadResult:
 def load_probe(url: str, record: dict[str, Any], requests: int, concurrency: int) -> LoadResult:
     """POST ``requests`` one-record predictions at ``concurrency``; latency and errors.
 
-    Each request carries its own user id, so an A/B router spreads them as real traffic.
+    Each request carries its own user id, so an A/B router spreads them as real traffic,
+    and the live gate's synthetic mark, so the drift job leaves its predictions out.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -176,7 +183,10 @@ def load_probe(url: str, record: dict[str, Any], requests: int, concurrency: int
             status, _ = request(
                 f"{url}/predict",
                 {"records": [record]},
-                headers={"X-User-Id": f"gitops-ml-load-{index}"},
+                headers={
+                    "X-User-Id": f"gitops-ml-load-{index}",
+                    SYNTHETIC_HEADER: LIVE_GATE_SOURCE,
+                },
             )
         except OSError:
             status = 0
@@ -198,7 +208,8 @@ def load_probe(url: str, record: dict[str, Any], requests: int, concurrency: int
 
 def live_gate(url: str, budget: LiveParams) -> tuple[LoadResult, list[str]]:
     """Load the service at ``url`` as ``gates.live`` says; the result and what broke budget."""
-    status, body = request(f"{url}/metadata", {}, headers=SMOKE_USER)
+    headers = {SYNTHETIC_HEADER: LIVE_GATE_SOURCE}
+    status, body = request(f"{url}/metadata", {}, headers=headers)
     if status != 200:
         raise SmokeError(f"metadata: HTTP {status}: {body[:200]}")
     record = example_record(json.loads(body))

@@ -199,31 +199,42 @@ def sticky_comment_cml(number: int, path: Path, watermark: str) -> str:
     return f"cml: {output.strip() or 'comment updated'} on #{number}"
 
 
+# gh lists 30 pull requests unless told otherwise: a repository with more open PRs would
+# hide the one a check looks for.
+LIST_LIMIT = "1000"
+
+
+def open_pulls(repo: str, fields: str, head: str = "") -> list[dict[str, object]]:
+    """Open pull requests (from branch ``head`` if given), with the ``--json`` ``fields``."""
+    command = ["gh", "pr", "list", "--repo", repo, "--state", "open", "--limit", LIST_LIMIT]
+    command += ["--head", head] if head else []
+    pulls: list[dict[str, object]] = json.loads(_run([*command, "--json", fields]) or "[]")
+    return pulls
+
+
 def open_pr_url(repo: str, head: str) -> str | None:
     """The URL of the open PR from branch ``head``, if there is one."""
-    listed = _run(
-        ["gh", "pr", "list", "--repo", repo, "--head", head, "--state", "open", "--json", "url"]
-    )
-    open_prs = json.loads(listed or "[]")
-    return str(open_prs[0]["url"]) if open_prs else None
+    pulls = open_pulls(repo, "url", head)
+    return str(pulls[0]["url"]) if pulls else None
 
 
 def open_pr_from_prefix(repo: str, prefix: str) -> str | None:
     """The URL of an open PR whose head branch starts with ``prefix`` (e.g. ``gitops/``)."""
-    listed = _run(
-        ["gh", "pr", "list", "--repo", repo, "--state", "open", "--json", "url,headRefName"]
-    )
-    for pull in json.loads(listed or "[]"):
+    for pull in open_pulls(repo, "url,headRefName"):
         if str(pull.get("headRefName", "")).startswith(prefix):
             return str(pull["url"])
     return None
 
 
 def open_pr(repo: str, head: str, base: str, title: str, body_path: Path) -> str:
-    """Open a PR from ``head`` unless one is open already (idempotent)."""
-    existing = open_pr_url(repo, head)
-    if existing:
-        return f"a pull request is already open for {head}: {existing}"
+    """Open a PR from ``head``, or bring the open one's body up to date (idempotent)."""
+    pulls = open_pulls(repo, "url,body", head)
+    if pulls:
+        url, body = str(pulls[0]["url"]), str(pulls[0].get("body", ""))
+        if body.strip() == body_path.read_text(encoding="utf-8").strip():
+            return f"a pull request is already open for {head}: {url}"
+        _run(["gh", "pr", "edit", head, "--repo", repo, "--body-file", str(body_path)])
+        return f"a pull request is already open for {head}: {url} (body updated)"
     url = _run(
         [
             "gh",
@@ -242,6 +253,24 @@ def open_pr(repo: str, head: str, base: str, title: str, body_path: Path) -> str
         ]
     )
     return f"opened {url.strip()}"
+
+
+def enable_auto_merge(repo: str, head: str) -> str:
+    """Ask GitHub to merge the PR from ``head`` once its required checks pass.
+
+    A repository that does not allow auto-merge (Settings > General, "Allow auto-merge")
+    leaves the PR for a person to merge: said, not an error.
+    """
+    command = ["gh", "pr", "merge", head, "--repo", repo, "--auto", "--squash"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode == 0:
+        return "auto-merge on: it merges once its required checks pass"
+    reason = (result.stderr or result.stdout).strip().splitlines()
+    return f"auto-merge not enabled ({reason[-1] if reason else 'no reason given'}): merge it"
+
+
+# What GitHub answers a push that branch protection (GH006) or a ruleset (GH013) refuses.
+PROTECTION_REFUSALS = ("GH006", "GH013")
 
 
 BOT = ("gitops-ml-bot", "gitops-ml-bot@users.noreply.github.com")
@@ -266,28 +295,62 @@ def propose(
     branch: str,
     context: GitHubContext,
     base: str = "main",
+    auto_merge: bool = False,
 ) -> str:
     """Commit ``paths``; push them to ``branch`` with a PR, or to ``base`` (direct push).
 
+    A PR already open from ``branch`` with the same content of ``paths`` gets no new commit
+    (its checks and reviews stand); only its body follows. ``auto_merge``: the PR merges
+    once its required checks pass, where the repository allows it. A direct push that
+    branch protection refuses becomes such a PR rather than a lost change.
+
     On GitHub, checkouts keep no credentials (``persist-credentials: false``): with
-    ``GH_TOKEN`` set, :func:`scoped_push` lends git the token for this push only.
+    ``GH_TOKEN`` set, :func:`scoped_git` lends git the token for one command.
     """
-    if not git("status", "--porcelain", "--", *map(str, paths)):
-        return f"no change to commit in {', '.join(map(str, paths))}"
-    git("add", "--", *map(str, paths))
+    names = list(map(str, paths))
+    if not git("status", "--porcelain", "--", *names):
+        return f"no change to commit in {', '.join(names)}"
+    git("add", "--", *names)
     git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "-q", "-m", title)
+    notes = []
     if context.direct_push:
-        scoped_push("-q", "origin", f"HEAD:refs/heads/{base}")
-        return f"pushed to {base}: {title}"
-    scoped_push("-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
-    return open_pr(repository(context), branch, base, title, body)
+        try:
+            scoped_git("push", "-q", "origin", f"HEAD:refs/heads/{base}")
+            return f"pushed to {base}: {title}"
+        except GitHubError as error:
+            if not any(code in str(error) for code in PROTECTION_REFUSALS):
+                raise
+        notes.append(f"{base} is protected: proposed as a pull request instead")
+        auto_merge = True
+    repo = repository(context)
+    if branch_holds(branch, names):
+        outcome = open_pr(repo, branch, base, title, body)
+        notes.insert(0, f"{branch} already holds this change: no new commit")
+    else:
+        scoped_git("push", "-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
+        outcome = open_pr(repo, branch, base, title, body)
+    if auto_merge:
+        notes.append(enable_auto_merge(repo, branch))
+    return "; ".join([outcome, *notes])
+
+
+def branch_holds(branch: str, paths: Sequence[str]) -> bool:
+    """Whether origin's ``branch`` exists with the same ``paths`` as this commit."""
+    try:
+        scoped_git("fetch", "-q", "origin", f"refs/heads/{branch}")
+    except GitHubError:
+        return False  # no such branch yet
+    changed = subprocess.run(
+        ["git", "diff", "--quiet", "FETCH_HEAD", "HEAD", "--", *paths], check=False
+    )
+    return changed.returncode == 0
 
 
 LOCK_TRAILER = "Gitops-ML-Lock: true"
 
 
-def scoped_push(*args: str) -> str:
-    """``git push ARGS`` lending ``GH_TOKEN`` to this one command, if set.
+def scoped_git(*args: str) -> str:
+    """``git ARGS`` (a push, a fetch) lending ``GH_TOKEN`` to this one command, if set.
 
     The token reaches git through a credential helper given with ``-c`` that reads it
     from the environment: nothing is written to the runner's git configuration (unlike
@@ -297,7 +360,7 @@ def scoped_push(*args: str) -> str:
     if os.environ.get("GH_TOKEN"):
         helper = '!f() { echo username=x-access-token; echo "password=$GH_TOKEN"; }; f'
         options = ["-c", "credential.helper=", "-c", f"credential.helper={helper}"]
-    return git(*options, "push", *args)
+    return git(*options, *args)
 
 
 def commit_to_branch(paths: Sequence[Path], branch: str, what: str) -> tuple[str, str | None]:
@@ -322,5 +385,5 @@ def commit_to_branch(paths: Sequence[Path], branch: str, what: str) -> tuple[str
     message = f"{what} from CI\n\n{LOCK_TRAILER}"
     git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "-q", "-m", message)
     sha = git("rev-parse", "--short=7", "HEAD")
-    scoped_push("-q", "origin", f"HEAD:refs/heads/{branch}")
+    scoped_git("push", "-q", "origin", f"HEAD:refs/heads/{branch}")
     return f"CI committed {what} to `{branch}` as {sha}; the run for it reproduces nothing.", sha

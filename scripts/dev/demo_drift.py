@@ -6,7 +6,8 @@ Run by :mod:`scripts.dev.demo_ab` after its A/B decision, against the same produ
    ``origin`` and the recording GitHub stand-ins (:mod:`scripts.dev.harness`), so the relay the
    deploy starts has an API to dispatch to and the retraining PR somewhere to go;
 2. **drifted, labelled traffic** (younger applicants: ``--drift covariate``) through the
-   production router;
+   production router, sent unmarked, as customers' (``make traffic`` marks its requests
+   synthetic, and the drift job would leave them out);
 3. the **drift job** on that window (``python -m monitoring.drift``), which pushes its scores
    to production's Pushgateway; its report and summary are printed;
 4. Prometheus's ``DataDriftDetected`` holds (2 s here instead of 30 min), Alertmanager sends
@@ -60,7 +61,9 @@ def act(sandbox: Sandbox, router: str, pushgateway: str, logs: Path, out: Path) 
     """
     start = dt.datetime.now()
     print("== 7. drifted traffic: younger applicants, half of them labelled later")
-    print(simulate(router, 1500, 300, 0.5, seed=23, drift="covariate").as_dict())
+    # Unmarked: standing in for customers, these rows are the window the drift job judges.
+    tally = simulate(router, 1500, 300, 0.5, seed=23, drift="covariate", synthetic=None)
+    print(tally.as_dict())
     print("== 8. the drift job on that window (python -m monitoring.drift)")
     job = subprocess.run(
         [

@@ -6,6 +6,11 @@ as ``/predict`` requests, each from one of ``--users`` simulated users (the stic
 ``--feedback-fraction`` of them. Loopback only and bounded (``--rows`` at most 200,000),
 so it can never load a real service by mistake. Prints, per variant that answered:
 requests, errors, feedback sent and correct predictions.
+
+Its requests are marked ``X-Gitops-Synthetic: traffic``: Prometheus counts them (the A/B
+decision reads those counters), but the drift job leaves their fabricated rows and labels
+out of its window and of the retraining data. ``--as-customers`` sends them unmarked, as a
+customer's: for a drift demonstration, whose drift job must see them.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from bentos.prediction_log import SYNTHETIC_HEADER
 from pipeline.generate import DRIFTS, Window, generate
 
 MAX_ROWS = 200_000
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+TRAFFIC_SOURCE = "traffic"
 
 
 @dataclass
@@ -90,8 +97,13 @@ def simulate(
     seed: int,
     drift: str = "none",
     concurrency: int = 8,
+    synthetic: str | None = TRAFFIC_SOURCE,
 ) -> Tally:
-    """Send the traffic; see the module docstring."""
+    """Send the traffic; see the module docstring.
+
+    ``synthetic`` is the source its requests name in ``X-Gitops-Synthetic``; None sends them
+    unmarked, as a customer's, so that they reach drift windows and retraining data.
+    """
     host = urllib.parse.urlparse(url).hostname
     if host not in LOOPBACK:
         raise ValueError(
@@ -106,9 +118,10 @@ def simulate(
     labels = frame["default"].to_numpy()
     records = frame.to_dict("records")
     tally = Tally()
+    marker = {SYNTHETIC_HEADER: synthetic} if synthetic else {}
 
     def one(index: int) -> None:
-        headers = {"X-User-Id": f"user-{user_ids[index]}"}
+        headers = {"X-User-Id": f"user-{user_ids[index]}", **marker}
         record = record_of(records[index], "default", "event_time")
         status, body, variant = post(f"{url}/predict", {"records": [record]}, headers)
         name = variant or "unknown"
@@ -142,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drift", choices=DRIFTS, default="none")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--as-customers",
+        action="store_true",
+        help="send the requests unmarked (no X-Gitops-Synthetic): drift jobs and retraining "
+        "data then take them for customers'",
+    )
     args = parser.parse_args(argv)
     try:
         tally = simulate(
@@ -152,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seed,
             args.drift,
             args.concurrency,
+            synthetic=None if args.as_customers else TRAFFIC_SOURCE,
         )
     except ValueError as error:
         print(f"traffic: {error}", file=sys.stderr)

@@ -157,19 +157,21 @@ def adopt(
     sandbox: Sandbox,
     *,
     bypass: Sequence[str] = (),
-    auto_merge: bool = False,
+    auto_merge: bool = True,
     reviewers: Sequence[str] = ("platform-lead",),
 ) -> Sandbox:
     """Configure the sandbox as a team that adopted the template has its repository.
 
-    A ruleset on main requires the checks of :data:`REQUIRED_JOBS` (by the jobs' names,
-    as README lists them) with no bypass actor (``bypass=("app",)``: the App is one).
+    A ruleset on main requires the checks of :data:`REQUIRED_JOBS` (by the jobs' names, as
+    README lists them) with no bypass actor (``bypass=("app",)``: the App is one).
     ``production`` has a required reviewer, a deployment-branch policy of ``main`` and
-    secrets of its own (a kubeconfig, the deploy's storage keys); ``staging`` is limited to
-    main too. "Allow auto-merge" as given. The GitHub App is configured (``GITOPS_APP_ID``,
-    ``GITOPS_APP_KEY``). The storage is whatever :func:`create_sandbox` set (give it an S3
-    endpoint). Branch policies and environment secrets go beyond README's set-up today
-    (reviewers on production only): they are what the security issue (#21) asks teams for.
+    secrets of its own (a kubeconfig, the deploy's storage keys); ``production-sync`` (what
+    applies the state git holds) has the same without a reviewer; ``staging`` is limited to
+    main too. "Allow auto-merge" on, as README says (``auto_merge=False``: a team without
+    it). The GitHub App is configured (``GITOPS_APP_ID``, ``GITOPS_APP_KEY``). The storage
+    is whatever :func:`create_sandbox` set (give it an S3 endpoint). Branch policies and
+    environment secrets go beyond README's set-up today (reviewers on production only): they
+    are what the security issue (#21) asks teams for.
     """
     sandbox.variables["GITOPS_APP_ID"] = "424242"
     sandbox.secrets["GITOPS_APP_KEY"] = "-----BEGIN PRIVATE KEY----- (act sandbox)"
@@ -181,6 +183,7 @@ def adopt(
     sandbox.environments["production"] = Environment(
         reviewers=tuple(reviewers), branches=("main",), secrets=dict(deploy)
     )
+    sandbox.environments["production-sync"] = Environment(branches=("main",), secrets=dict(deploy))
     sandbox.environments["staging"] = Environment(branches=("main",), secrets=dict(deploy))
     workflows = sandbox.work / ".github" / "workflows"
     required = tuple(check_names(workflows / name)[job] for name, job in REQUIRED_JOBS)

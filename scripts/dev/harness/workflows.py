@@ -7,6 +7,7 @@ these readings what GitHub would (docs/harness.md).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,20 +93,59 @@ def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: 
     return started
 
 
+MATRIX_REFERENCE = re.compile(r"\$\{\{\s*matrix\.([\w-]+)\s*\}\}")
+
+
+def matrix_rows(job: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The jobs a matrix expands to, one mapping of its keys each (``[{}]``: no matrix).
+
+    The product of its list-valued keys; an ``include`` entry extends the rows it does not
+    contradict, else adds a row of its own (GitHub docs, "Expanding or adding matrix
+    configurations").
+    """
+    matrix = (job.get("strategy") or {}).get("matrix") or {}
+    axes = {k: v for k, v in matrix.items() if k != "include" and isinstance(v, list)}
+    rows = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+    rows = rows if axes else []
+    for extra in matrix.get("include") or []:
+        matched = [r for r in rows if all(r.get(k, v) == v for k, v in extra.items() if k in axes)]
+        for row in matched:
+            row.update(extra)
+        if not matched:
+            rows.append(dict(extra))
+    return [{str(k): str(v) for k, v in row.items()} for row in rows] or [{}]
+
+
+def substitute(text: str, row: Mapping[str, str]) -> str:
+    """``text`` with each ``${{ matrix.K }}`` replaced by the row's value of K."""
+    return MATRIX_REFERENCE.sub(lambda m: row.get(m[1], m[0]), text)
+
+
+def _target(job: Mapping[str, Any]) -> str | None:
+    target = job.get("environment")
+    target = target.get("name") if isinstance(target, dict) else target
+    return target if isinstance(target, str) else None
+
+
 def job_environments(job: Mapping[str, Any]) -> set[str]:
     """The deployment environments a job targets.
 
-    ``environment:`` may be a name or ``{name: ...}``; an expression (``${{ matrix.x }}``)
-    stands for every value of the job's matrix.
+    ``environment:`` may be a name or ``{name: ...}``; ``${{ matrix.K }}`` in it takes the
+    value of each row of the job's matrix (:func:`matrix_rows`).
     """
-    target = job.get("environment")
-    target = target.get("name") if isinstance(target, dict) else target
-    if not isinstance(target, str):
+    target = _target(job)
+    if target is None:
         return set()
-    if "${{" not in target:
-        return {target}
-    matrix = (job.get("strategy") or {}).get("matrix") or {}
-    return {str(v) for values in matrix.values() if isinstance(values, list) for v in values}
+    found = {substitute(target, row) for row in matrix_rows(job)}
+    return {name for name in found if "${{" not in name}
+
+
+def matrix_row(job: Mapping[str, Any], value: str) -> dict[str, str]:
+    """The row of the job's matrix that ``value`` names (a value of any key; ``{}``: none)."""
+    for row in matrix_rows(job):
+        if value in row.values():
+            return row
+    return {}
 
 
 def environment_groups(root: Path) -> dict[str, set[str]]:
@@ -113,23 +153,23 @@ def environment_groups(root: Path) -> dict[str, set[str]]:
 
     Jobs in different groups run at the same time (GitHub docs, "Using concurrency"); a job
     without a group is its own (``(none) workflow/job``). In a matrix job, ``${{ matrix.K }}``
-    in the group takes the value that targets each environment; other expressions are
-    kept as written.
+    takes each row's value; other expressions are kept as written.
     """
     groups: dict[str, set[str]] = {}
     for path in sorted(root.glob(".github/workflows/*.yml")):
         workflow = load(path)
         default = workflow.get("concurrency")
         for name, job in workflow["jobs"].items():
+            target = _target(job)
+            if target is None:
+                continue
             concurrency = job.get("concurrency", default)
             group = concurrency.get("group") if isinstance(concurrency, dict) else concurrency
-            matrix = (job.get("strategy") or {}).get("matrix") or {}
-            for environment in job_environments(job):
-                text = str(group) if group else f"(none) {path.name}/{name}"
-                for key, values in matrix.items():
-                    if isinstance(values, list) and environment in map(str, values):
-                        pattern = r"\$\{\{\s*matrix\." + re.escape(str(key)) + r"\s*\}\}"
-                        text = re.sub(pattern, environment, text)
+            for row in matrix_rows(job):
+                environment = substitute(target, row)
+                if "${{" in environment:
+                    continue
+                text = substitute(str(group), row) if group else f"(none) {path.name}/{name}"
                 groups.setdefault(environment, set()).add(text)
     return groups
 
@@ -193,12 +233,14 @@ def job_concurrency(path: Path, job: str, event: str, environment: str = "") -> 
 
     A job-level group is entered by the job alone; the run's workflow-level group
     (:func:`workflow_concurrency`) applies as well. ``${{ matrix.K }}`` in the group takes
-    ``environment`` (the matrix value that targets it).
+    the values of the matrix row that ``environment`` names (:func:`matrix_row`).
     """
-    found = _concurrency(load(path)["jobs"][job].get("concurrency"), event)
+    spec = load(path)["jobs"][job]
+    found = _concurrency(spec.get("concurrency"), event)
     if found is None or not environment:
         return found
-    group = re.sub(r"\$\{\{\s*matrix\.\w+\s*\}\}", environment, found.group)
+    group = substitute(found.group, matrix_row(spec, environment) or {"": ""})
+    group = MATRIX_REFERENCE.sub(environment, group)  # a job without that matrix key
     return Concurrency(group, found.cancel_in_progress, found.queue)
 
 

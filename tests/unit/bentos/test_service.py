@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from bentos.prediction_log import read_feedback, read_predictions
+from bentos.prediction_log import SYNTHETIC_HEADER, read_feedback, read_predictions
 from monitoring.drift import load_window
 from pipeline.export import main as export_main
 from pipeline.io import write_json, write_table
@@ -71,8 +72,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     mp.undo()
 
 
-def post(client: TestClient, route: str, payload: Any) -> tuple[int, Any]:
-    response = client.post(route, json=payload)
+def post(
+    client: TestClient, route: str, payload: Any, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    response = client.post(route, json=payload, headers=headers)
     return response.status_code, response.json()
 
 
@@ -197,3 +200,33 @@ def test_the_drift_job_window_joins_feedback_from_the_logs(client):
     assert labels[first["request_id"]] == 1
     assert pd.isna(labels[second["request_id"]])
     assert schema.event_time in window
+
+
+def test_a_synthetic_request_is_served_logged_with_its_source_and_left_out_of_the_window(
+    client,
+):
+    log_dir = Path(os.environ["GITOPS_ML_LOG_DIR"])  # set by the client fixture
+    smoke = {SYNTHETIC_HEADER: "smoke"}
+    start = dt.datetime.now()
+    (customer,) = post(client, "/predict", {"records": [RECORD]})[1]["predictions"]
+    status, body = post(client, "/predict", {"records": [RECORD, RECORD]}, smoke)
+    end = dt.datetime.now()
+    assert status == 200
+    marked = [prediction["request_id"] for prediction in body["predictions"]]
+    post(client, "/feedback", {"request_id": customer["request_id"], "label": 0})
+    status, _ = post(client, "/feedback", {"request_id": marked[0], "label": 1}, smoke)
+    assert status == 200
+
+    predictions = read_predictions(log_dir, start).set_index("prediction_id")
+    assert predictions["synthetic"].to_dict() == pytest.approx(
+        {customer["request_id"]: np.nan, marked[0]: "smoke", marked[1]: "smoke"}, nan_ok=True
+    )
+    feedback = read_feedback(log_dir, start).set_index("prediction_id")
+    assert feedback["synthetic"].to_dict() == pytest.approx(
+        {customer["request_id"]: np.nan, marked[0]: "smoke"}, nan_ok=True
+    )
+    schema = load_params(REPO_ROOT / "params.yaml").data.schema
+    window = load_window([str(log_dir)], start, end, schema)
+    assert window.frame["prediction_id"].tolist() == [customer["request_id"]]
+    assert window.frame[schema.target].tolist() == [0]
+    assert window.synthetic == {"smoke": 2}

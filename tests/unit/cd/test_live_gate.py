@@ -1,4 +1,8 @@
-"""The live gate's load run against a stand-in router on loopback (a real HTTP server)."""
+"""The live gate's load run against a stand-in router on loopback (a real HTTP server).
+
+Also what the tools' requests tell the service: the smoke test's, the live gate's and
+``make traffic``'s carry the synthetic mark that keeps their rows out of drift windows.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import scripts.cd.checks as checks
+from bentos.prediction_log import SYNTHETIC_HEADER
 from pipeline.params import LiveParams
 from scripts.cd.checks import live_gate
+from scripts.dev.traffic import simulate
 
 METADATA = {"schema": {"columns": {"age": {"dtype": "int", "min": 18, "max": 100}}}}
 
 
-def serve(fail_every: int, delay_s: float) -> Iterator[str]:
+def serve(
+    fail_every: int, delay_s: float, marks: list[tuple[str, str | None]] | None = None
+) -> Iterator[str]:
+    """A stand-in router; ``marks`` collects each request's path and synthetic mark."""
     calls = {"predict": 0}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
+            if marks is not None:
+                marks.append((self.path, self.headers.get(SYNTHETIC_HEADER)))
             if self.path == "/metadata":
                 status, body = 200, METADATA
             else:
@@ -82,3 +94,75 @@ def test_latency_over_budget_is_named(slow: str) -> None:
     result, problems = live_gate(slow, budget)
     assert result.p95_ms >= 50
     assert problems == [f"p95 {result.p95_ms:.1f} ms > budget 10.0 ms"]
+
+
+@pytest.fixture
+def marks() -> list[tuple[str, str | None]]:
+    return []
+
+
+@pytest.fixture
+def recording(marks: list[tuple[str, str | None]]) -> Iterator[str]:
+    yield from serve(fail_every=0, delay_s=0.0, marks=marks)
+
+
+def test_every_request_of_the_live_gate_is_marked_synthetic(
+    recording: str, marks: list[tuple[str, str | None]]
+) -> None:
+    budget = LiveParams(requests=20, concurrency=4, p95_ms=1_000, max_error_rate=0.01)
+    live_gate(recording, budget)
+    assert len(marks) == 21
+    assert {mark for _, mark in marks} == {"live-gate"}
+    assert [path for path, _ in marks].count("/predict") == 20
+
+
+def test_every_request_of_the_smoke_test_is_marked_synthetic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[str, str | None]] = []
+    version = "abc123"
+    prediction = {"model_version": version, "probability": 0.3, "request_id": "0" * 32 + "-0"}
+    series = f'credit_risk_predictions_total{{model_version="{version}"}} 1'
+    answers = {
+        "/metadata": (200, json.dumps({"model_version": version, **METADATA})),
+        "/feedback": (200, "{}"),
+        "/readyz": (200, ""),
+        "/metrics": (200, f"credit_risk_feedback_total 1\n{series}"),
+    }
+
+    def answer(
+        url: str,
+        payload: object = None,
+        timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        path = url.removeprefix("http://service")
+        sent.append((path, (headers or {}).get(SYNTHETIC_HEADER)))
+        if path == "/predict":
+            valid = payload == {"records": [{"age": 59}]}
+            return (200, json.dumps({"predictions": [prediction]})) if valid else (400, "{}")
+        return answers[path]
+
+    monkeypatch.setattr(checks, "request", answer)
+    passed = checks.check("http://service")
+    assert "feedback" in passed
+    assert [path for path, _ in sent] == [
+        "/metadata",
+        "/predict",
+        "/feedback",
+        "/predict",
+        "/readyz",
+        "/metrics",
+    ]
+    assert {mark for _, mark in sent} == {"smoke"}
+
+
+@pytest.mark.parametrize(("synthetic", "expected"), [("traffic", "traffic"), (None, None)])
+def test_simulated_traffic_is_marked_unless_sent_as_customers(
+    recording: str,
+    marks: list[tuple[str, str | None]],
+    synthetic: str | None,
+    expected: str | None,
+) -> None:
+    simulate(recording, rows=12, users=3, feedback_fraction=0.0, seed=0, synthetic=synthetic)
+    assert marks == [("/predict", expected)] * 12

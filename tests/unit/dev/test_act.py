@@ -54,8 +54,10 @@ def test_jobs_targeting_a_protected_environment_wait_for_a_reviewer() -> None:
     workflows = PROJECT_ROOT / ".github" / "workflows"
     # The hourly decision targets no environment: it never waits (its gate is the state PR).
     assert waiting_jobs(workflows / "promote.yml", {"production"}) == []
-    # A matrix over environments waits when any of them is protected.
-    assert waiting_jobs(workflows / "deploy.yml", {"production"}) == ["apply"]
+    # A matrix over environments waits when any of them is protected; applying what git
+    # holds targets production's reviewer-less environment (one approval per release).
+    assert waiting_jobs(workflows / "deploy.yml", {"production"}) == []
+    assert waiting_jobs(workflows / "deploy.yml", {"production-sync"}) == ["apply"]
     assert waiting_jobs(workflows / "release.yml", {"production"}) == ["production"]
 
 

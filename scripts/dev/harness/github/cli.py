@@ -159,10 +159,10 @@ def gh_api(argv: list[str], record: Record) -> None:
 
 
 def gh_pr(argv: list[str], record: Record) -> None:
-    """``gh pr list|create|merge --auto``."""
+    """``gh pr list|create|edit|merge --auto``."""
     parser = argparse.ArgumentParser(prog="gh pr")
-    parser.add_argument("action", choices=("list", "create", "merge"))
-    parser.add_argument("target", nargs="?", default="", help="merge: a PR number or branch")
+    parser.add_argument("action", choices=("list", "create", "edit", "merge"))
+    parser.add_argument("target", nargs="?", default="", help="edit, merge: a number or branch")
     parser.add_argument("--auto", action="store_true")
     for method in ("--squash", "--merge", "--rebase", "--delete-branch"):
         parser.add_argument(method, action="store_true")
@@ -181,7 +181,13 @@ def gh_pr(argv: list[str], record: Record) -> None:
             for p in record.github()["pulls"]
             if p["state"] == args.state and (not args.head or p["head"] == args.head)
         ]
-        fields = {"number": "number", "url": "url", "headRefName": "head", "title": "title"}
+        fields = {
+            "number": "number",
+            "url": "url",
+            "headRefName": "head",
+            "title": "title",
+            "body": "body",
+        }
         wanted = [name for name in args.json.split(",") if name] or ["number", "url"]
         unknown = [name for name in wanted if name not in fields]
         if unknown:
@@ -194,6 +200,9 @@ def gh_pr(argv: list[str], record: Record) -> None:
         enable_auto_merge(args.target, args.auto, record)
         return
     require(record, "pull-requests")
+    if args.action == "edit":
+        edit_body(args.target, Path(args.body_file).read_text(encoding="utf-8"), record)
+        return
     kind = caller_kind()
     if kind == "workflow" and not record.settings()["actions_can_create_pull_requests"]:
         # GitHub's answer (HTTP 403) when the repository setting is off, its default.
@@ -222,6 +231,21 @@ def gh_pr(argv: list[str], record: Record) -> None:
             }
         )
     print(url)
+
+
+def edit_body(target: str, body: str, record: Record) -> None:
+    """``gh pr edit TARGET --body-file F``: the open PR's description (no commit, no event)."""
+    with record.update() as state:
+        pulls = [
+            p
+            for p in state["pulls"]
+            if p["state"] == "open" and target in (str(p["number"]), p["head"])
+        ]
+        if not pulls:
+            fail(f"no open pull requests found for {target!r}")
+        pulls[-1]["body"] = body
+        pulls[-1]["body_edits"] = int(pulls[-1].get("body_edits", 0)) + 1
+    print(pulls[-1]["url"])
 
 
 def enable_auto_merge(target: str, auto: bool, record: Record) -> None:

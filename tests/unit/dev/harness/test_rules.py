@@ -87,10 +87,14 @@ def test_cancel_in_progress_cancels_the_running_entry_and_refuses_queue_max() ->
 
 def test_groups_are_read_from_the_workflow_files() -> None:
     apply = job_concurrency(WORKFLOWS / "deploy.yml", "apply", "push", "production")
-    decide = job_concurrency(WORKFLOWS / "promote.yml", "decide", "schedule")
     assert apply is not None
-    assert decide is not None
-    assert apply.group == "environment-production"
+    assert (apply.group, apply.cancel_in_progress, apply.queue) == (
+        "environment-production",
+        False,
+        "max",
+    )
+    # The hourly decision applies nothing: it takes no environment's lock.
+    assert job_concurrency(WORKFLOWS / "promote.yml", "decide", "schedule") is None
     assert job_concurrency(WORKFLOWS / "ci.yml", "test", "pull_request") is None  # run-level
     ci = workflow_concurrency(WORKFLOWS / "ci.yml", "pull_request")
     assert ci is not None
