@@ -179,6 +179,10 @@ apply: install ## Reconcile DEPLOY_ENV to bentos/deployments/$(DEPLOY_ENV).yaml
 reconcile: install ## Make what runs for DEPLOY_ENV equal to git (repair, remove what git no longer names); say what changed
 	python -m scripts.deploy reconcile --env "$(DEPLOY_ENV)"
 
+.PHONY: host-setup
+host-setup: install ## On a deploy machine: a systemd unit per environment that starts its supervisor at boot (HOST_ARGS=--dry-run)
+	python -m scripts.host setup --env staging --env production $(HOST_ARGS)
+
 .PHONY: status
 status: install ## Health of what runs for DEPLOY_ENV (exit 1 when something is down)
 	python -m scripts.deploy status --env "$(DEPLOY_ENV)"
@@ -319,6 +323,14 @@ bench-restore: install s3-server-env ## A fresh clone restored from the S3 remot
 .PHONY: bench-gates
 bench-gates: install ## False-failure rate and power of the paired regression gate (docs/gates.md)
 	python -m scripts.dev.gate_simulation
+
+.PHONY: bench-ab
+bench-ab: install ## False-promotion/false-rollback rates and power of the A/B rule and its guardrails (docs/ab-testing.md)
+	python -m scripts.dev.ab_simulation
+
+.PHONY: bench-interpreters
+bench-interpreters: install ## A new Bento's interpreter (first start) vs the cached one (docs/benchmarks.md)
+	python -m scripts.dev.bench_interpreters
 
 .PHONY: bench-serving
 bench-serving: bento ## Benchmark the Bento against a FastAPI+joblib baseline with wrk

@@ -6,8 +6,9 @@ Each top-level module is a thin command — argparse, one call, an exit code
 =====================  =================================================================
 command                logic it calls
 =====================  =================================================================
-``scripts.deploy``     :mod:`scripts.cd.reconcile` (release, record, apply) and
-                       :mod:`scripts.cd.local_driver` (status, url, down)
+``scripts.deploy``     :mod:`scripts.cd.reconcile` (release, record, apply, reconcile)
+                       and :mod:`scripts.cd.local_driver` (status, url, down)
+``scripts.host``       :mod:`scripts.cd.systemd` (a deploy host's boot units)
 ``scripts.promote``    :mod:`scripts.cd.prometheus` (figures), :mod:`scripts.cd.promotion`
                        (THE A/B rule), :mod:`scripts.ci.github` (the proposal)
 ``scripts.k8s``        :mod:`scripts.cd.kubernetes`

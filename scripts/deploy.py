@@ -12,6 +12,9 @@ Commands:
 * ``changed``: whether this checkout's model and serving code differ from every variant
   of the environment (``release=true|false`` in ``$GITHUB_OUTPUT``);
 * ``apply``: start and check new variants, shift traffic, stop the old ones;
+* ``reconcile``: compare git's state with what runs, repair it (the supervisor too), remove
+  what git no longer names, and say what it found and did (job summary too); exit 1 when
+  the environment is still unhealthy;
 * ``status`` (exit 1 when something is down), ``down``;
 * ``url [--service router|prometheus|pushgateway|alertmanager]``.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -31,9 +35,17 @@ from pipeline.exit_codes import ExitCode
 from scripts.cd import archive, local_driver
 from scripts.cd.bento_store import DIGEST_LABEL, archive_labels, bento_tag, content_digest
 from scripts.cd.errors import DeliveryError, DeployError
-from scripts.cd.reconcile import reconcile, record, release, release_needed
+from scripts.cd.reconcile import (
+    reconcile,
+    record,
+    release,
+    release_needed,
+    self_heal,
+    summary,
+)
 from scripts.cd.runtime import DriverSettings
 from scripts.cd.state import STATE_DIR, StateError, load_state, state_path
+from scripts.ci.github import GitHubContext, GitHubError, open_pr_from_prefix, repository
 
 
 def run(args: argparse.Namespace, settings: DriverSettings) -> int:
@@ -53,6 +65,8 @@ def run(args: argparse.Namespace, settings: DriverSettings) -> int:
         print(f"deploy: {tag} kept at {archive.push(args.bento_file, tag)}")
     elif args.command == "apply":
         reconcile(settings, load_state(state_path(args.env, args.state_dir)), args.state_dir)
+    elif args.command == "reconcile":
+        return heal(settings, args.env, args.state_dir)
     elif args.command == "down":
         local_driver.down(settings, args.env)
     elif args.command == "status":
@@ -78,12 +92,41 @@ def run(args: argparse.Namespace, settings: DriverSettings) -> int:
     return ExitCode.OK
 
 
+def heal(settings: DriverSettings, env: str, state_dir: Path) -> int:
+    """The ``reconcile`` command: repair, then report (stdout and the job summary)."""
+    context = GitHubContext.from_env()
+    pending = None
+    if os.environ.get("GH_TOKEN") and context.repository:
+        pending = open_pr_from_prefix(repository(context), "gitops/")
+    else:
+        print("deploy: no GH_TOKEN: not asking GitHub whether a state PR is open")
+    found, did = self_heal(settings, env, state_dir, pending)
+    state = load_state(state_path(env, state_dir))
+    healthy = state.driver == "kubernetes" or bool(local_driver.status(settings, env)["healthy"])
+    text = summary(env, found, did, healthy)
+    print(text, end="")
+    if context.step_summary:
+        with Path(context.step_summary).open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    return ExitCode.OK if healthy else ExitCode.FOUND_PROBLEM
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit 1 with the reason on failure."""
     parser = argparse.ArgumentParser(prog="python -m scripts.deploy", description=__doc__)
     parser.add_argument(
         "command",
-        choices=("release", "record", "push", "changed", "apply", "status", "url", "down"),
+        choices=(
+            "release",
+            "record",
+            "push",
+            "changed",
+            "apply",
+            "reconcile",
+            "status",
+            "url",
+            "down",
+        ),
     )
     parser.add_argument("--env", required=True, help="staging, production, ...")
     parser.add_argument("--bento-file", type=Path, help="the Bento archive (release)")
@@ -96,7 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args, DriverSettings.from_env())
-    except (DeliveryError, StateError, OSError, ValueError, subprocess.CalledProcessError) as error:
+    except (
+        DeliveryError,
+        GitHubError,
+        StateError,
+        OSError,
+        ValueError,
+        subprocess.CalledProcessError,
+    ) as error:
         print(f"deploy: {error}", file=sys.stderr)
         return ExitCode.FOUND_PROBLEM
 

@@ -53,13 +53,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
     In ci.yml's test job GitHub sets GITHUB_SHA, GITHUB_REF, GITHUB_ACTIONS, ...; a test
     that depends on one sets it itself. BentoML's store and telemetry stay away from the
-    user's home (set before any test imports bentoml, which reads BENTOML_HOME once).
+    user's home (set before any test imports bentoml, which reads BENTOML_HOME once); uv
+    stays offline.
     """
     kept = hermetic_environment(dict(os.environ))
     os.environ.clear()
     os.environ.update(kept)
     os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="gitops-ml-bentoml-")
     os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+    # The services' interpreters (scripts/cd/interpreters.py) are built from uv's cache,
+    # which `make install` filled with the same pins: no index request leaves the machine.
+    os.environ["UV_OFFLINE"] = "1"
 
 
 def processes_using(path: str) -> dict[int, str]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +119,7 @@ def start(
         wait_ready(f"http://127.0.0.1:{ports.pushgateway}", path="/-/ready")
     if relay is not None and supervised.pid(RELAY) is None:
         command = [
-            sys.executable,
+            str(supervised.python),  # standard library only; never the jobs' venv
             str(supervised.install(MONITORING / "relay.py")),
             f"--port={ports.relay}",
             f"--repository={relay.repository}",

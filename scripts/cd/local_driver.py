@@ -17,19 +17,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from scripts.cd import alerting, archive, nginx, prometheus
-from scripts.cd.bento_store import bentoml_command, import_bento, known_bentos
+from scripts.cd import alerting, archive, interpreters, nginx, prometheus
+from scripts.cd.bento_store import import_bento, known_bentos
 from scripts.cd.checks import wait_ready
 from scripts.cd.errors import DeployError, SmokeError
-from scripts.cd.processes import free_port
+from scripts.cd.processes import free_port, port_owner
 from scripts.cd.runtime import DriverSettings, Process, Running, load_running, save_running
-from scripts.cd.state import DeploymentState
+from scripts.cd.state import DeploymentState, StateError, load_state, save_state
 from scripts.cd.supervisor import Program, Supervisor, service_env
 
 TOOLS = {  # command -> Debian package
@@ -113,8 +112,19 @@ def start_variant(settings: DriverSettings, env: str, name: str, bento: str) -> 
     supervised = supervisor(settings, env)
     program = program_name(name, port)
     reaper = supervised.install_reaper()
-    serve = [bentoml_command(), "serve", bento, "--host", "127.0.0.1", "--port", str(port)]
-    supervised.add(Program(program, [sys.executable, str(reaper), "--", *serve], server_env, log))
+    # The Bento's own packages, never the venv jobs install into (scripts/cd/interpreters.py).
+    interpreter = interpreters.for_bento(settings.run_root, shared, bento)
+    serve = [
+        str(interpreter / "bentoml"),
+        "serve",
+        bento,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    command = [str(interpreter / "python"), str(reaper), "--", *serve]
+    supervised.add(Program(program, command, server_env, log))
     try:
         wait_ready(f"http://127.0.0.1:{port}")
     except SmokeError as error:
@@ -149,30 +159,31 @@ def check_bentos(settings: DriverSettings, state: DeploymentState) -> None:
         print(f"deploy: {env}: fetched {variant.bento} from the shared storage")
 
 
-def check_environment_outlives_the_job() -> None:
-    """On a runner, services must not run from the job's checkout.
+def check_environment_outlives_the_job(settings: DriverSettings) -> None:
+    """On a runner, what the services run from must not live in the job's checkout.
 
-    The next job's checkout empties the work tree (``git clean -ffdx``), so a venv inside it
-    would vanish under the running services and supervisord could not restart them.
+    The next job's checkout empties the work tree (``git clean -ffdx``), so a run directory
+    inside it (configs, stores, the services' interpreters) would vanish under the running
+    services. They never run from the job's venv (:mod:`scripts.cd.interpreters`).
 
     Raises:
-        DeployError: Naming the venv and the setting to use.
+        DeployError: Naming the run directory and the setting to use.
     """
     workspace = os.environ.get("GITHUB_WORKSPACE")
     if os.environ.get("GITHUB_ACTIONS") != "true" or not workspace:
         return
-    if Path(sys.prefix).resolve().is_relative_to(Path(workspace).resolve()):
+    if settings.run_root.resolve().is_relative_to(Path(workspace).resolve()):
         raise DeployError(
-            f"the services would run from {sys.prefix}, inside the job's checkout, which the "
-            "next job deletes: give the deploy runner a venv outside it "
-            "(VENV=/opt/gitops-ml/venv in the runner's environment, README 'Runners')"
+            f"the services would run from {settings.run_root}, inside the job's checkout, "
+            "which the next job deletes: set GITOPS_ML_RUN_DIR outside it (default "
+            "~/.local/state/gitops-ml)"
         )
 
 
 def apply(settings: DriverSettings, state: DeploymentState) -> Running:
     """Reconcile the local processes to ``state`` (see the module docstring)."""
     env = state.environment
-    check_environment_outlives_the_job()
+    check_environment_outlives_the_job(settings)
     if state.champion is None:
         raise DeployError(f"{env}: the state has no variants yet (release a Bento first)")
     require_tools()
@@ -249,7 +260,14 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
         directory / "prometheus",
         alerting.render_rules(alert_for=settings.alert_for),
     )
-    wait_ready(running.url)
+    try:
+        wait_ready(running.url)
+    except SmokeError as error:
+        owner = port_owner(running.router_port)
+        raise DeployError(f"{env}: the router is not ready: {error} (port {owner})") from None
+    # The answer must come from this environment's own router (another program may hold
+    # the port): nginx names the environment and the state it serves in a header.
+    nginx.check_identity(running.url, state, running.router_port)
     prometheus.wait_scraped(
         running.prometheus_url,
         set(ports.values()),
@@ -261,6 +279,7 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
         print(f"deploy: {env}/{process.name} stopped {process.bento} (pid {process.pid})")
     running.experiment_started = experiment_start(previous, state)
     save_running(running, directory)
+    save_state(state, applied_path(settings, env))
     weights = ", ".join(f"{name} {weight}%" for name, weight in running.weights.items())
     print(f"deploy: {env} at {running.url} ({weights}); Prometheus {running.prometheus_url}")
     return running
@@ -289,6 +308,75 @@ def experiment_start(previous: Running | None, state: DeploymentState) -> float 
         if process is not None and process.bento == challenger.bento:
             return previous.experiment_started
     return time.time()
+
+
+def applied_path(settings: DriverSettings, env: str) -> Path:
+    """Where apply keeps the state it last applied (``<run dir>/applied/<env>.yaml``)."""
+    return settings.run_dir(env) / "applied" / f"{env}.yaml"
+
+
+def applied_state(settings: DriverSettings, env: str) -> DeploymentState | None:
+    """The state the last apply made run, if any (and readable)."""
+    try:
+        return load_state(applied_path(settings, env))
+    except StateError:
+        return None
+
+
+def differences(settings: DriverSettings, state: DeploymentState) -> list[str]:
+    """How what runs differs from ``state``: one sentence per difference (none: in sync)."""
+    env = state.environment
+    running = load_running(settings.run_dir(env))
+    if running is None:
+        return [f"{env} runs nothing (never deployed on this machine, or undeployed)"]
+    found = []
+    supervised = supervisor(settings, env)
+    states = supervised.states()
+    if not supervised.running():
+        found.append(f"{env}'s supervisor is not running (a reboot, a kill): nothing is served")
+    for variant in state.variants:
+        process = running.variants.get(variant.name)
+        if process is None:
+            found.append(f"{variant.name}: git names {variant.bento}, nothing runs")
+            continue
+        if process.bento != variant.bento:
+            found.append(f"{variant.name}: git names {variant.bento}, {process.bento} runs")
+        elif states:
+            program = program_name(process.name, process.port)
+            condition = states.get(program, ("UNKNOWN", None))[0]
+            if condition not in LIVE:
+                found.append(f"{variant.name} ({process.bento}) is {condition}")
+        if running.weights.get(variant.name) != variant.weight:
+            found.append(
+                f"{variant.name}: git gives it {variant.weight}%, the router "
+                f"{running.weights.get(variant.name)}%"
+            )
+    for name, process in running.variants.items():
+        if state.variant(name) is None:
+            found.append(f"{name} ({process.bento}) runs, but git no longer names it")
+    for program in (nginx.PROGRAM, prometheus.PROGRAM):
+        condition = states.get(program, ("UNKNOWN", None))[0]
+        if states and condition != "RUNNING":
+            found.append(f"{program} is {condition}")
+    return found
+
+
+def revive(settings: DriverSettings, env: str, timeout: float = 60.0) -> bool:
+    """Start the environment's supervisor if it is down; whether it had to.
+
+    It starts its programs as they were (same ports): wait until none is still starting,
+    so that apply finds them running rather than starting them twice.
+    """
+    supervised = supervisor(settings, env)
+    if supervised.running():
+        return False
+    supervised.ensure_running()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(state != "STARTING" for state, _ in supervised.states().values()):
+            break
+        time.sleep(0.2)
+    return True
 
 
 def running_or_fail(settings: DriverSettings, env: str) -> Running:

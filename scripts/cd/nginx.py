@@ -4,20 +4,49 @@
 ``routing.sticky_header`` (else per request id), and a challenger that fails over to the
 champion. :func:`start_or_reload` validates the config with ``nginx -t`` before it replaces
 the running one, so a bad render never takes the router down.
+
+Every answer of the router carries ``X-Gitops-Router: <environment> <state digest>``
+(:func:`identity`): :func:`check_identity` proves that a URL is served by the router of
+this environment and state, not by another program that holds the port.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
 from scripts.cd.errors import DeployError
+from scripts.cd.processes import port_owner
 from scripts.cd.state import DeploymentState
 from scripts.cd.supervisor import Program, Supervisor, service_env
 
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+ROUTER_HEADER = "X-Gitops-Router"
+# How long a reloaded router may still answer with the previous state: after a HUP the
+# master starts new workers and the old ones stop accepting, asynchronously.
+IDENTITY_TIMEOUT_S = 10.0
+
+
+def state_digest(state: DeploymentState) -> str:
+    """A short sha256 of the state's content (every field, defaults included).
+
+    The content is the state's JSON with sorted keys and no spaces, so the digest does not
+    depend on the state file's layout or comments.
+    """
+    canonical = json.dumps(state.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def identity(state: DeploymentState) -> str:
+    """The ``X-Gitops-Router`` value of the router rendered for ``state``: ``<env> <digest>``."""
+    return f"{state.environment} {state_digest(state)}"
 
 
 def render(state: DeploymentState, ports: Mapping[str, int], listen: int, directory: Path) -> str:
@@ -72,6 +101,8 @@ def render(state: DeploymentState, ports: Mapping[str, int], listen: int, direct
         "      proxy_next_upstream error timeout http_502 http_503;",
         "      proxy_connect_timeout 2s;",
         "      add_header X-Model-Variant-Assigned $variant always;",
+        # Here, not in server{}: a level with its own add_header inherits none from above.
+        f'      add_header {ROUTER_HEADER} "{identity(state)}" always;',
         "    }",
         "  }",
         "}",
@@ -109,3 +140,56 @@ def start_or_reload(supervised: Supervisor, config: str, directory: Path) -> int
         PROGRAM, command, service_env(os.environ), directory / "nginx.log", None, "QUIT"
     )
     return supervised.add(program)
+
+
+def answered_identity(url: str) -> str | None:
+    """The ``X-Gitops-Router`` header of ``url``'s answer ("" without one); None: no answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            return str(response.headers.get(ROUTER_HEADER, ""))
+    except urllib.error.HTTPError as error:  # a 4xx/5xx answer has headers too
+        return str(error.headers.get(ROUTER_HEADER, ""))
+    except OSError:
+        return None
+
+
+def check_identity(
+    url: str, state: DeploymentState, port: int, timeout: float = IDENTITY_TIMEOUT_S
+) -> None:
+    """Fail unless ``url`` is answered by the router rendered for ``state``.
+
+    Asks ``url/readyz`` until its ``X-Gitops-Router`` header is :func:`identity`, at most
+    ``timeout`` seconds (a reloaded router answers with the previous state for a while).
+
+    Args:
+        url: The router's base URL.
+        state: The state the router was just rendered for.
+        port: The router's port, whose owner the error names.
+        timeout: How long to wait for the router of ``state``, in seconds.
+
+    Raises:
+        DeployError: Naming what answered instead, the port and the process listening on it.
+    """
+    env = state.environment
+    expected = identity(state)
+    deadline = time.monotonic() + timeout
+    answered = answered_identity(f"{url}/readyz")
+    while answered != expected and time.monotonic() < deadline:
+        time.sleep(0.25)
+        answered = answered_identity(f"{url}/readyz")
+    if answered == expected:
+        return
+    if answered is None:
+        what = f"nothing answers at {url} within {timeout:.0f} s"
+    elif not answered:
+        what = f"{url} is answered by another program, not {env}'s router"
+    else:
+        other_env, _, other_digest = answered.partition(" ")
+        if other_env == env:
+            what = (
+                f"{url} is still answered by {env}'s router for another state after "
+                f"{timeout:.0f} s (state digest {other_digest}, expected {state_digest(state)})"
+            )
+        else:
+            what = f"{url} is answered by {other_env}'s router, not {env}'s"
+    raise DeployError(f"{env}: {what} (port {port}: {port_owner(port)})")

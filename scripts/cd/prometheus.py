@@ -15,11 +15,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
+from itertools import accumulate
 from pathlib import Path
 
 from scripts.cd.checks import wait_ready
 from scripts.cd.errors import DeployError, PrometheusError
-from scripts.cd.promotion import Figures
+from scripts.cd.promotion import QUANTILE, Figures, LatencyHistogram
 from scripts.cd.supervisor import Program, Supervisor, service_env
 
 QUERIES = {
@@ -31,9 +32,10 @@ QUERIES = {
     "feedback": "sum by (variant) (credit_risk_feedback_total)",
     "correct": "sum by (variant) (credit_risk_feedback_correct_total)",
 }
-P95 = (
-    "histogram_quantile(0.95, sum by (variant, le) "
-    '(increase(bentoml_service_request_duration_seconds_bucket{{endpoint="/predict"}}[{range}s])))'
+# The latency histogram's cumulative buckets, per variant and upper bound `le` (seconds):
+# the p95 guardrail tests these counts, and the reported p95 is interpolated from them.
+BUCKETS = (
+    "sum by (variant, le) " '(bentoml_service_request_duration_seconds_bucket{endpoint="/predict"})'
 )
 
 
@@ -165,6 +167,19 @@ def query(base_url: str, promql: str, at: float) -> dict[str, float]:
     Raises:
         PrometheusError: Unreachable, or an error answer.
     """
+    return {
+        labels[0]: value for labels, value in query_by(base_url, promql, at, ("variant",)).items()
+    }
+
+
+def query_by(
+    base_url: str, promql: str, at: float, labels: tuple[str, ...]
+) -> dict[tuple[str, ...], float]:
+    """Instant query; ``{(label values...): value}`` for the ``labels`` named.
+
+    Raises:
+        PrometheusError: Unreachable, or an error answer.
+    """
     url = f"{base_url}/api/v1/query?" + urllib.parse.urlencode(
         {"query": promql, "time": f"{at:.3f}"}
     )
@@ -179,8 +194,35 @@ def query(base_url: str, promql: str, at: float) -> dict[str, float]:
     for sample in document["data"]["result"]:
         value = float(sample["value"][1])
         if not math.isnan(value):
-            values[sample["metric"].get("variant", "")] = value
+            values[tuple(sample["metric"].get(label, "") for label in labels)] = value
     return values
+
+
+def since_start(latest: float, earlier: float) -> int:
+    """A counter's increase; after a reset (the value fell) the count since the reset."""
+    return round(latest - earlier if latest >= earlier else latest)
+
+
+def latency_histograms(base_url: str, since: float, now: float) -> dict[str, LatencyHistogram]:
+    """Each variant's /predict latency histogram between ``since`` and ``now``, in ms."""
+    labels = ("variant", "le")
+    latest = query_by(base_url, BUCKETS, now, labels)
+    earlier = query_by(base_url, BUCKETS, since, labels)
+    buckets: dict[str, dict[float, int]] = {}
+    for (variant, le), value in latest.items():
+        increase = since_start(value, earlier.get((variant, le), 0.0))
+        buckets.setdefault(variant, {})[float(le)] = increase
+    histograms = {}
+    for variant, counts in buckets.items():
+        bounds = sorted(bound for bound in counts if math.isfinite(bound))
+        # A reset in some buckets only could break the order; a histogram never decreases.
+        cumulative = [int(c) for c in accumulate((counts[b] for b in bounds), max, initial=0)]
+        histograms[variant] = LatencyHistogram(
+            bounds_ms=tuple(round(bound * 1000, 6) for bound in bounds),
+            cumulative=tuple(cumulative[1:]),
+            count=max(counts.get(math.inf, 0), cumulative[-1]),
+        )
+    return histograms
 
 
 def figures(base_url: str, since: float, now: float) -> dict[str, Figures]:
@@ -189,19 +231,18 @@ def figures(base_url: str, since: float, now: float) -> dict[str, Figures]:
     for name, promql in QUERIES.items():
         latest, earlier = query(base_url, promql, now), query(base_url, promql, since)
         for variant, value in latest.items():
-            before = earlier.get(variant, 0.0)
-            counts.setdefault(variant, {})[name] = round(
-                value - before if value >= before else value
-            )
-    window = max(int(now - since), 30)
-    p95 = query(base_url, P95.format(range=window), now)
-    return {
-        variant: Figures(
+            counts.setdefault(variant, {})[name] = since_start(value, earlier.get(variant, 0.0))
+    histograms = latency_histograms(base_url, since, now)
+    measured = {}
+    for variant, values in counts.items():
+        histogram = histograms.get(variant)
+        p95 = histogram.quantile(QUANTILE) if histogram is not None else None
+        measured[variant] = Figures(
             requests=values.get("requests", 0),
             errors=values.get("errors", 0),
             feedback=values.get("feedback", 0),
             correct=values.get("correct", 0),
-            p95_ms=round(p95[variant] * 1000, 3) if variant in p95 else None,
+            p95_ms=round(p95, 3) if p95 is not None else None,
+            latency=histogram,
         )
-        for variant, values in counts.items()
-    }
+    return measured

@@ -2,7 +2,8 @@
 
 The state file (:mod:`scripts.cd.state`) is the desired state; the ``local`` driver
 (:mod:`scripts.cd.local_driver`) or the ``kubernetes`` driver (:mod:`scripts.cd.kubernetes`)
-makes the running system match it.
+makes the running system match it. :func:`self_heal` is ``make reconcile``: what git says
+against what runs, repaired, on a schedule (deploy.yml), like Argo CD's self-heal.
 """
 
 from __future__ import annotations
@@ -92,3 +93,42 @@ def release_needed(state: DeploymentState, digest: str) -> bool:
         with Path(output).open("a", encoding="utf-8") as handle:
             handle.write(f"release={'true' if variant is None else 'false'}\ndigest={digest}\n")
     return variant is None
+
+
+def self_heal(
+    settings: DriverSettings, env: str, state_dir: Path, pending: str | None
+) -> tuple[list[str], list[str]]:
+    """Make what runs for ``env`` equal to what git says; (what it found, what it did).
+
+    ``pending``: the URL of an open state PR. While one is open, the state the last apply
+    made run is kept (a release applies its challenger before its state PR merges); once
+    none is, git's state wins: a closed release PR's challenger is removed.
+    """
+    state = load_state(state_path(env, state_dir))
+    if state.driver == "kubernetes":
+        reconcile(settings, state, state_dir)
+        return [], [f"kubectl apply of {env}'s manifests (the cluster reconciles)"]
+    desired, did = state, []
+    applied = local_driver.applied_state(settings, env)
+    if pending and applied is not None and applied != state:
+        desired = applied
+        did.append(f"kept what the last apply made run: state PR {pending} is open")
+    found = local_driver.differences(settings, desired)
+    revived = local_driver.revive(settings, env)
+    if revived:
+        did.append("started the supervisor, which restarted its programs")
+    if found or revived:
+        local_driver.apply(settings, desired)
+        did.append(
+            "applied " + ", ".join(f"{v.name}={v.bento} ({v.weight}%)" for v in desired.variants)
+        )
+    return found, did
+
+
+def summary(env: str, found: list[str], did: list[str], healthy: bool) -> str:
+    """The job summary of one reconcile (Markdown)."""
+    lines = [f"### Reconcile {env}: {'in sync' if not found else 'repaired'}", ""]
+    lines += [f"- found: {item}" for item in found] or ["- found: what runs is what git says"]
+    lines += [f"- did: {item}" for item in did] or ["- did: nothing"]
+    lines.append(f"- now: {'healthy' if healthy else 'NOT healthy (see make status)'}")
+    return "\n".join(lines) + "\n"

@@ -49,6 +49,10 @@ class Guardrails(_Strict):
     max_error_rate_increase: Annotated[float, Field(ge=0, le=1)] = 0.01
     max_p95_latency_ratio: Annotated[float, Field(ge=1)] = 1.5
     min_requests: Annotated[int, Field(ge=1)] = 200
+    # One-sided confidence a breach needs before it rolls back (each guardrail, each hourly
+    # look): latency and errors are noisy, two point estimates are not evidence. The
+    # false-rollback rate it gives is measured in docs/ab-testing.md.
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.99
 
 
 class Experiment(_Strict):

@@ -43,6 +43,21 @@ def test_invalid_states_are_refused_with_the_key(
     assert message in str(raised.value)
 
 
+@pytest.mark.parametrize("confidence", [0.5, 1.0, "high"])
+def test_a_guardrail_confidence_outside_0_5_to_1_is_refused(confidence: object) -> None:
+    raw = {"environment": "production", "experiment": {"guardrails": {"confidence": confidence}}}
+    with pytest.raises(StateError) as raised:
+        parse_state(raw, Path("production.yaml"))
+    assert "production.yaml: 1 invalid setting(s)" in str(raised.value)
+    assert "experiment.guardrails.confidence: " in str(raised.value)
+    assert f"(got {confidence!r})" in str(raised.value)
+
+
+def test_the_guardrail_confidence_defaults_to_99_percent() -> None:
+    state = parse_state({"environment": "production"}, Path("production.yaml"))
+    assert state.experiment.guardrails.confidence == 0.99
+
+
 def test_the_template_state_files_are_valid() -> None:
     for environment in ("staging", "production"):
         state = load_state(PROJECT_ROOT / "bentos" / "deployments" / f"{environment}.yaml")
