@@ -176,8 +176,8 @@ apply: install ## Reconcile DEPLOY_ENV to bentos/deployments/$(DEPLOY_ENV).yaml
 	python -m scripts.deploy apply --env "$(DEPLOY_ENV)"
 
 .PHONY: reconcile
-reconcile: install ## Make what runs for DEPLOY_ENV equal to git (repair, remove what git no longer names); say what changed
-	python -m scripts.deploy reconcile --env "$(DEPLOY_ENV)"
+reconcile: install ## Make what runs for DEPLOY_ENV equal to git (repair, remove what git no longer names; PENDING: open release PRs' states); say what changed
+	python -m scripts.deploy reconcile --env "$(DEPLOY_ENV)" $(if $(PENDING),--pending "$(PENDING)")
 
 .PHONY: host-setup
 host-setup: install ## On a deploy machine: a systemd unit per environment that starts its supervisor at boot (HOST_ARGS=--dry-run)
@@ -340,6 +340,13 @@ bench-serving: bento ## Benchmark the Bento against a FastAPI+joblib baseline wi
 lock: install ## Re-pin requirements/constraints.txt from the current .venv
 	$(BIN)/uv pip freeze --python $(BIN)/python --exclude-editable \
 	  | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/' > requirements/constraints.txt
+	@{ echo "# The Bento's serving closure: bentofile.yaml's python.packages resolved under"; \
+	  echo "# requirements/constraints.txt (make lock). The Bento carries it; a deploy host builds the"; \
+	  echo "# variant's interpreter with it (scripts/cd/interpreters.py). A tools-only pin bump (ruff,"; \
+	  echo "# pytest) leaves it, and so the Bento's content digest, unchanged."; \
+	  $(BIN)/python -c 'import yaml; print("\n".join(yaml.safe_load(open("bentofile.yaml"))["python"]["packages"]))' \
+	  | $(BIN)/uv pip compile -q --python $(BIN)/python -c requirements/constraints.txt - --no-header --no-annotate; \
+	} > requirements/serving.txt
 
 .PHONY: clean
 clean: ## Remove caches (not .venv, not DVC outputs)

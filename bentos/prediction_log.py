@@ -32,6 +32,9 @@ FEEDBACK_EVENT = "feedback"
 # have no such column: their log lines stay as they were, at no cost on the hot path.
 SYNTHETIC_HEADER = "X-Gitops-Synthetic"
 SYNTHETIC = "synthetic"
+# The only values that mark a request: anything else a client sends is ignored (and never
+# reaches a log, a summary or a PR body).
+SYNTHETIC_SOURCES = frozenset({"smoke", "live-gate", "traffic"})
 
 
 def read_log(

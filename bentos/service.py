@@ -48,6 +48,7 @@ from bentos.prediction_log import (
     PREDICTION_EVENT,
     SYNTHETIC,
     SYNTHETIC_HEADER,
+    SYNTHETIC_SOURCES,
 )
 from bentos.schema import MAX_RECORDS, RowCheck, record_model
 from bentos.settings import ServiceSettings
@@ -90,7 +91,8 @@ def bento_labels() -> dict[str, str]:
 
 def synthetic_source(ctx: bentoml.Context) -> str:
     """The source a tool names in :data:`SYNTHETIC_HEADER`; empty for a customer's request."""
-    return str(ctx.request.headers.get(SYNTHETIC_HEADER, ""))
+    source = str(ctx.request.headers.get(SYNTHETIC_HEADER, ""))
+    return source if source in SYNTHETIC_SOURCES else ""
 
 
 BUILD = bento_labels()

@@ -44,8 +44,7 @@ from scripts.cd.reconcile import (
     summary,
 )
 from scripts.cd.runtime import DriverSettings
-from scripts.cd.state import STATE_DIR, StateError, load_state, state_path
-from scripts.ci.github import GitHubContext, GitHubError, open_pr_from_prefix, repository
+from scripts.cd.state import STATE_DIR, DeploymentState, StateError, load_state, state_path
 
 
 def run(args: argparse.Namespace, settings: DriverSettings) -> int:
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace, settings: DriverSettings) -> int:
     elif args.command == "apply":
         reconcile(settings, load_state(state_path(args.env, args.state_dir)), args.state_dir)
     elif args.command == "reconcile":
-        return heal(settings, args.env, args.state_dir)
+        return heal(settings, args.env, args.state_dir, args.pending)
     elif args.command == "down":
         local_driver.down(settings, args.env)
     elif args.command == "status":
@@ -92,21 +91,30 @@ def run(args: argparse.Namespace, settings: DriverSettings) -> int:
     return ExitCode.OK
 
 
-def heal(settings: DriverSettings, env: str, state_dir: Path) -> int:
+def pending_states(directory: Path | None, env: str) -> list[DeploymentState] | None:
+    """The states of ``env`` on open release PRs, as ``gitops release-states`` wrote them.
+
+    No directory (a laptop): none. A directory without its ``complete`` marker (GitHub
+    could not be asked): unknown, ``None``.
+    """
+    if directory is None:
+        return []
+    if not (directory / "complete").is_file():
+        print(f"deploy: {directory}: no complete list of open release PRs")
+        return None
+    return [load_state(path) for path in sorted(directory.glob(f"*/{env}.yaml"))]
+
+
+def heal(settings: DriverSettings, env: str, state_dir: Path, pending: Path | None) -> int:
     """The ``reconcile`` command: repair, then report (stdout and the job summary)."""
-    context = GitHubContext.from_env()
-    pending = None
-    if os.environ.get("GH_TOKEN") and context.repository:
-        pending = open_pr_from_prefix(repository(context), "gitops/")
-    else:
-        print("deploy: no GH_TOKEN: not asking GitHub whether a state PR is open")
-    found, did = self_heal(settings, env, state_dir, pending)
+    found, did = self_heal(settings, env, state_dir, pending_states(pending, env))
     state = load_state(state_path(env, state_dir))
     healthy = state.driver == "kubernetes" or bool(local_driver.status(settings, env)["healthy"])
     text = summary(env, found, did, healthy)
     print(text, end="")
-    if context.step_summary:
-        with Path(context.step_summary).open("a", encoding="utf-8") as handle:
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with Path(step_summary).open("a", encoding="utf-8") as handle:
             handle.write(text)
     return ExitCode.OK if healthy else ExitCode.FOUND_PROBLEM
 
@@ -136,12 +144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("router", "prometheus", "pushgateway", "alertmanager"),
         default="router",
     )
+    parser.add_argument(
+        "--pending",
+        type=Path,
+        default=None,
+        help="reconcile: the open release PRs' states (python -m scripts.gitops release-states)",
+    )
     args = parser.parse_args(argv)
     try:
         return run(args, DriverSettings.from_env())
     except (
         DeliveryError,
-        GitHubError,
         StateError,
         OSError,
         ValueError,

@@ -11,7 +11,9 @@ no new commit.
 
 ``commit --branch B [--report F] PATH...`` commits changed files to a PR's own branch
 (train.yml's lock, :func:`scripts.ci.github.commit_to_branch`), noting it in the report F.
-``pending [--prefix gitops/]`` exits 1 while a PR from such a branch is open.
+``pending [--prefix gitops/]`` exits 1 while a PR from such a branch is open;
+``release-states --env E --out DIR`` writes E's state file of each open release PR to
+``DIR/<number>/E.yaml`` (what ``make reconcile`` keeps running while its PR is open).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from scripts.ci.github import (
     open_pr_from_prefix,
     propose,
     repository,
+    save_release_states,
 )
 
 
@@ -56,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     pending = commands.add_parser("pending", help="exit 1 while a PR from PREFIX* is open")
     pending.add_argument("--prefix", default="gitops/")
+    states = commands.add_parser(
+        "release-states", help="write ENV's state file of each open release PR to OUT"
+    )
+    states.add_argument("--env", required=True)
+    states.add_argument("--out", type=Path, required=True)
     commit = commands.add_parser("commit", help="commit files to a PR's own branch")
     commit.add_argument("paths", type=Path, nargs="+")
     commit.add_argument("--branch", required=True)
@@ -66,6 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commit_files(args.paths, args.branch, args.what, args.report)
     if args.command == "pending":
         return refuse_while_pending(context, args.prefix)
+    if args.command == "release-states":
+        try:
+            written = save_release_states(repository(context), args.env, args.out)
+        except GitHubError as error:
+            print(f"gitops: cannot list the open release PRs: {error}", file=sys.stderr)
+            return ExitCode.NOT_EVALUATED
+        print(f"gitops: {written} open release PR(s) with a {args.env} state, in {args.out}")
+        return ExitCode.OK
     if args.direct:
         context = dataclasses.replace(context, state_push="direct")
     try:

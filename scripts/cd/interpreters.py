@@ -8,7 +8,7 @@ files and of the Python version. A rollback to an old champion gets the packages
 built and tested with; a merged dependency change reaches production only with the Bento
 that declares it. The same holds for the supervisor (:func:`for_requirements` with its pin).
 
-Built with uv against its cache (a few seconds; ``docs/benchmarks.md``); a half-built
+Built with uv against its cache (0.6 s here; ``docs/benchmarks.md``); a half-built
 environment is never used: it counts only once its completion marker is written.
 """
 
@@ -26,7 +26,7 @@ from scripts.cd.errors import DeployError
 
 COMPLETE = ".gitops-ml-complete"
 # Inside a Bento: its requirements (BentoML writes them) and the constraints it carries.
-BENTO_REQUIREMENTS = ("env/python/requirements.txt", "src/requirements/constraints.txt")
+BENTO_REQUIREMENTS = ("env/python/requirements.txt", "src/requirements/serving.txt")
 
 
 def root(run_root: Path) -> Path:
@@ -69,9 +69,7 @@ def for_bento(run_root: Path, store: Path, tag: str) -> Path:
 
 def for_requirements(run_root: Path, name: str, requirements: list[str]) -> Path:
     """The ``bin`` directory of an interpreter with exactly ``requirements`` (pins)."""
-    return ensure(
-        root(run_root) / f"{name}-{digest(requirements)}", list(requirements), what=name
-    )
+    return ensure(root(run_root) / f"{name}-{digest(requirements)}", list(requirements), what=name)
 
 
 def ensure(venv: Path, install: list[str], what: str) -> Path:

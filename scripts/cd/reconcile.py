@@ -96,13 +96,17 @@ def release_needed(state: DeploymentState, digest: str) -> bool:
 
 
 def self_heal(
-    settings: DriverSettings, env: str, state_dir: Path, pending: str | None
+    settings: DriverSettings,
+    env: str,
+    state_dir: Path,
+    pending: list[DeploymentState] | None,
 ) -> tuple[list[str], list[str]]:
     """Make what runs for ``env`` equal to what git says; (what it found, what it did).
 
-    ``pending``: the URL of an open state PR. While one is open, the state the last apply
-    made run is kept (a release applies its challenger before its state PR merges); once
-    none is, git's state wins: a closed release PR's challenger is removed.
+    A release applies its challenger before its state PR merges: what the last apply made
+    run stays while it is the state of an open release PR (``pending``: those PRs' states of
+    ``env``; ``None``: unknown, GitHub could not be asked, so nothing is removed). Otherwise
+    git's state wins: a closed release PR's challenger is removed.
     """
     state = load_state(state_path(env, state_dir))
     if state.driver == "kubernetes":
@@ -110,9 +114,13 @@ def self_heal(
         return [], [f"kubectl apply of {env}'s manifests (the cluster reconciles)"]
     desired, did = state, []
     applied = local_driver.applied_state(settings, env)
-    if pending and applied is not None and applied != state:
-        desired = applied
-        did.append(f"kept what the last apply made run: state PR {pending} is open")
+    if applied is not None and applied != state:
+        if pending is None:
+            desired = applied
+            did.append("kept what the last apply made run: open state PRs unknown")
+        elif applied in pending:
+            desired = applied
+            did.append("kept what the last apply made run: its release's state PR is open")
     found = local_driver.differences(settings, desired)
     revived = local_driver.revive(settings, env)
     if revived:

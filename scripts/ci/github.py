@@ -219,11 +219,42 @@ def open_pr_url(repo: str, head: str) -> str | None:
 
 
 def open_pr_from_prefix(repo: str, prefix: str) -> str | None:
-    """The URL of an open PR whose head branch starts with ``prefix`` (e.g. ``gitops/``)."""
-    for pull in open_pulls(repo, "url,headRefName"):
-        if str(pull.get("headRefName", "")).startswith(prefix):
+    """The URL of an open PR of this repository whose branch starts with ``prefix``.
+
+    A fork's PR may name its branch ``gitops/…`` too: it is no state change of ours.
+    """
+    for pull in open_pulls(repo, "url,headRefName,isCrossRepository"):
+        if str(pull.get("headRefName", "")).startswith(prefix) and not pull.get(
+            "isCrossRepository"
+        ):
             return str(pull["url"])
     return None
+
+
+def save_release_states(repo: str, env: str, out: Path, prefix: str = "gitops/release-") -> int:
+    """Write ``env``'s state file of each open release PR to ``out/<number>/<env>.yaml``.
+
+    Only this repository's own branches (a fork may name a branch ``gitops/…``); the file
+    is read from origin's branch as pushed. ``out/complete`` marks a full listing. Returns
+    how many were written.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for pull in open_pulls(repo, "number,headRefName,isCrossRepository"):
+        head = str(pull.get("headRefName", ""))
+        if pull.get("isCrossRepository") or not head.startswith(prefix):
+            continue
+        scoped_git("fetch", "-q", "origin", f"refs/heads/{head}")
+        try:
+            text = git("show", f"FETCH_HEAD:bentos/deployments/{env}.yaml")
+        except GitHubError:
+            continue  # a release PR that does not touch this environment
+        target = out / str(pull["number"]) / f"{env}.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text + "\n", encoding="utf-8")
+        written += 1
+    (out / "complete").write_text(f"{written}\n", encoding="utf-8")
+    return written
 
 
 def open_pr(repo: str, head: str, base: str, title: str, body_path: Path) -> str:

@@ -2,7 +2,7 @@
 
 ``python -m scripts.dev.bench_interpreters [--repeats 5]`` (``make bench-interpreters``), in
 one run, for the Bento ``bentofile.yaml`` describes (its ``python.packages`` as BentoML
-writes them to ``env/python/requirements.txt``, and the constraints it carries):
+writes them to ``env/python/requirements.txt``, and the serving closure it carries, requirements/serving.txt):
 
 1. cold: a run root with no interpreter, so :func:`scripts.cd.interpreters.for_bento`
    builds one (``uv venv`` + ``uv pip install``, from uv's cache as ``make install`` left it:
@@ -49,8 +49,8 @@ def bento_like(store: Path) -> None:
     (directory / "env" / "python" / "requirements.txt").write_text(packages, encoding="utf-8")
     (directory / "src" / "requirements").mkdir(parents=True)
     shutil.copy(
-        PROJECT_ROOT / "requirements" / "constraints.txt",
-        directory / "src" / "requirements" / "constraints.txt",
+        PROJECT_ROOT / "requirements" / "serving.txt",
+        directory / "src" / "requirements" / "serving.txt",
     )
 
 

@@ -205,8 +205,12 @@ def decide_after_traffic(environment: str, state: DeploymentState, rows: int) ->
 
 
 def test_better_challenger_is_promoted(environment: str, tmp_path: Path) -> None:
+    # Identical serving code on a busy machine: the guardrails' noise model keeps a false
+    # rollback rare (docs/ab-testing.md: 0.5 % for one look at this size at the default
+    # confidence 0.99); a tenth of that alpha here, so the test cannot flake on it.
     state = production(
-        [("champion", "credit_risk:bad", 50), ("challenger", "credit_risk:good", 50)]
+        [("champion", "credit_risk:bad", 50), ("challenger", "credit_risk:good", 50)],
+        confidence=0.999,
     )
     decision = decide_after_traffic(environment, state, rows=600)
     assert decision.outcome == "promote", decision.reason
@@ -304,7 +308,7 @@ def test_reconcile_brings_back_an_environment_whose_every_process_was_killed(
     assert status(environment)["variants"]["champion"]["pid"] == pid
 
 
-def test_reconcile_removes_a_challenger_git_no_longer_names_once_no_state_pr_is_open(
+def test_reconcile_removes_a_challenger_git_no_longer_names_once_its_release_pr_is_closed(
     environment: str, tmp_path: Path
 ) -> None:
     from scripts.cd.reconcile import self_heal
@@ -318,15 +322,19 @@ def test_reconcile_removes_a_challenger_git_no_longer_names_once_no_state_pr_is_
     state_dir = tmp_path / "git"
     state_dir.mkdir()
     save_state(git, state_dir / "production.yaml")
-    # While the release's state PR is open, its challenger stays.
-    found, did = self_heal(settings, environment, state_dir, "https://github.invalid/pull/7")
+    # While the release's state PR is open (its state file is what runs), its challenger
+    # stays; so it does while GitHub cannot be asked.
+    found, did = self_heal(settings, environment, state_dir, [released])
     assert found == []
-    assert did == [
-        "kept what the last apply made run: state PR https://github.invalid/pull/7 is open"
-    ]
-    assert set(status(environment)["variants"]) == {"champion", "challenger"}
-    # The PR was closed unmerged: git's state wins.
+    assert did == ["kept what the last apply made run: its release's state PR is open"]
     found, did = self_heal(settings, environment, state_dir, None)
+    assert did == ["kept what the last apply made run: open state PRs unknown"]
+    assert set(status(environment)["variants"]) == {"champion", "challenger"}
+    # The PR was closed unmerged (no open release PR has that state): git's state wins.
+    other = production(
+        [("champion", "credit_risk:good", 80), ("challenger", "credit_risk:bad", 20)]
+    )
+    found, did = self_heal(settings, environment, state_dir, [other])
     assert "challenger (credit_risk:bad) runs, but git no longer names it" in found
     assert set(status(environment)["variants"]) == {"champion"}
     assert status(environment)["healthy"] is True

@@ -203,7 +203,8 @@ def test_d_merge_releases_to_staging_and_production(sandbox: Sandbox) -> None:
     before = sandbox.merge("improve", "Merge PR #1")
     run = sandbox.act("push", "release.yml", before=before)
     assert run.ok, explain(run)
-    assert run.jobs == dict.fromkeys(("build", "image", "staging", "production"), "success")
+    jobs = ("build", "image", "staging", "approve", "production")
+    assert run.jobs == dict.fromkeys(jobs, "success")
     sha = sandbox.head()[:7]
     assert "SKIPPED containerizing credit_risk:" + sha in run.output("image")
     assert "Stage 'train' didn't change, skipping" in run.output("build")
@@ -624,7 +625,10 @@ def test_defect_9_a_docs_only_pr_still_reports_the_required_train_check(
 
 def test_defect_10_one_concurrency_group_per_environment() -> None:
     groups = environment_groups(PROJECT_ROOT)
-    assert len(groups["production"]) == 1, groups["production"]
+    # Every job that changes production shares one lock; a release's approval holds none
+    # of it (only its own run's group).
+    assert groups["production-sync"] == {"environment-production"}
+    assert groups["production"] == {"release-${{ github.ref }}"}
 
 
 @pytest.mark.slow

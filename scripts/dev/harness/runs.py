@@ -87,6 +87,17 @@ def local_repository_args(root: Path) -> list[str]:
     return args
 
 
+# act 0.2.89's workflow schema predates `queue:` in a concurrency mapping (GitHub changelog
+# 2026-05-07) and refuses the file ("Unknown Property queue"). act runs one workflow at a
+# time and models no concurrency; the pure model (concurrency.Group) reads the real files.
+QUEUE_LINE = re.compile(r"^[ \t]+queue:[ \t]*(max|single)[ \t]*(#.*)?\n", re.MULTILINE)
+
+
+def for_act(text: str) -> str:
+    """A workflow file as act can parse it: ``queue:`` lines of concurrency mappings removed."""
+    return QUEUE_LINE.sub("", text)
+
+
 @dataclass
 class ActRun:
     """One act invocation of one workflow."""
@@ -167,13 +178,17 @@ class Runs(Repository):
         a PR that edits a workflow runs its edited copy.
         """
         if event != "pull_request":
-            return self.work / ".github" / "workflows" / workflow
-        shown = self.origin_git("show", f"refs/pull/{number}/merge:.github/workflows/{workflow}")
-        if shown.returncode != 0:
-            raise ActError(f"{workflow}: not in PR #{number}'s merge commit")
-        copy = self.root / "logs" / "workflows" / f"pr-{number}" / workflow
+            text = (self.work / ".github" / "workflows" / workflow).read_text(encoding="utf-8")
+            folder = self.root / "logs" / "workflows" / event
+        else:
+            ref = f"refs/pull/{number}/merge:.github/workflows/{workflow}"
+            shown = self.origin_git("show", ref)
+            if shown.returncode != 0:
+                raise ActError(f"{workflow}: not in PR #{number}'s merge commit")
+            text, folder = shown.stdout, self.root / "logs" / "workflows" / f"pr-{number}"
+        copy = folder / workflow
         copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(shown.stdout, encoding="utf-8")
+        copy.write_text(for_act(text), encoding="utf-8")
         return copy
 
     def act(

@@ -208,7 +208,10 @@ def test_a_synthetic_request_is_served_logged_with_its_source_and_left_out_of_th
     log_dir = Path(os.environ["GITOPS_ML_LOG_DIR"])  # set by the client fixture
     smoke = {SYNTHETIC_HEADER: "smoke"}
     start = dt.datetime.now()
-    (customer,) = post(client, "/predict", {"records": [RECORD]})[1]["predictions"]
+    # A value that names no tool marks nothing (a client cannot opt out of the windows
+    # with any text it likes, nor put that text in a summary).
+    forged = {SYNTHETIC_HEADER: "[x](https://evil.invalid) @team"}
+    (customer,) = post(client, "/predict", {"records": [RECORD]}, forged)[1]["predictions"]
     status, body = post(client, "/predict", {"records": [RECORD, RECORD]}, smoke)
     end = dt.datetime.now()
     assert status == 200

@@ -20,7 +20,7 @@ def fake_bento(store: Path, tag: str, requirements: str, constraints: str | None
     (directory / "env" / "python" / "requirements.txt").write_text(requirements)
     if constraints is not None:
         (directory / "src" / "requirements").mkdir(parents=True)
-        (directory / "src" / "requirements" / "constraints.txt").write_text(constraints)
+        (directory / "src" / "requirements" / "serving.txt").write_text(constraints)
 
 
 def prefix(bin_directory: Path) -> str:
@@ -77,3 +77,28 @@ def test_a_half_built_interpreter_is_rebuilt_and_a_failed_one_removed(tmp_path: 
 def test_a_bento_without_requirements_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(DeployError, match=r"credit_risk:none: .*requirements.txt is missing"):
         interpreters.for_bento(tmp_path / "run", tmp_path / "store", "credit_risk:none")
+
+
+def pins(path: Path) -> dict[str, str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = dict(line.split("==", 1) for line in lines if "==" in line and not line.startswith("#"))
+    return {name.lower().replace("_", "-"): version for name, version in found.items()}
+
+
+def test_the_bentos_serving_closure_agrees_with_the_pins_and_the_bentofile() -> None:
+    """requirements/serving.txt (what a variant's interpreter installs) is ``make lock``'s.
+
+    Every pin is the one of requirements/constraints.txt, and every package the bentofile
+    declares is pinned there at its version: a stale file fails here, not on a deploy host.
+    """
+    import yaml
+
+    from tests.helpers import REPO_ROOT
+
+    serving = pins(REPO_ROOT / "requirements" / "serving.txt")
+    constraints = pins(REPO_ROOT / "requirements" / "constraints.txt")
+    assert {name: constraints.get(name) for name in serving} == serving
+    spec = yaml.safe_load((REPO_ROOT / "bentofile.yaml").read_text(encoding="utf-8"))
+    declared = dict(package.split("==", 1) for package in spec["python"]["packages"])
+    assert {name: serving.get(name) for name in declared} == declared
+    assert "requirements/serving.txt" in spec["include"]

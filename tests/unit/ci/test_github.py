@@ -209,3 +209,57 @@ def test_a_release_waits_while_a_state_change_is_pending(
     assert (
         "a state change is pending (https://github.invalid/team/models/pull/100)" in waiting.stdout
     )
+
+
+def test_release_states_are_those_of_this_repositorys_open_release_prs(
+    github: dict[str, str], tmp_path: Path
+) -> None:
+    """What `make reconcile` keeps running: the state on each open release PR's branch.
+
+    A decision PR is no release; a fork's PR may call its branch ``gitops/release-…`` and
+    is ignored; the file is read from origin's branch, not from the PR's description.
+    """
+    origin, work = tmp_path / "origin.git", tmp_path / "work"
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=work, capture_output=True, text=True, check=True
+        ).stdout
+
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    subprocess.run(["git", "clone", "-q", str(origin), str(work)], check=True)
+    state_file = work / "bentos" / "deployments" / "production.yaml"
+    state_file.parent.mkdir(parents=True)
+    state_file.write_text("environment: production\nvariants: []\n", encoding="utf-8")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "main")
+    git("push", "-q", "origin", "HEAD:refs/heads/main")
+    state_file.write_text("environment: production\n# the release's\n", encoding="utf-8")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "release")
+    git("push", "-q", "origin", "HEAD:refs/heads/gitops/release-abc")
+    git("checkout", "-q", "HEAD^")
+    with Record(Path(github["GITOPS_ML_RECORD"])).update() as document:
+        document["pulls"] += [
+            {"number": 100, "head": "gitops/release-abc", "state": "open", "url": "u100"},
+            {"number": 101, "head": "gitops/production-decision", "state": "open", "url": "u"},
+            {"number": 102, "head": "gitops/release-evil", "state": "open", "fork": True},
+            {"number": 103, "head": "gitops/release-old", "state": "closed", "url": "u103"},
+        ]
+    out = tmp_path / "pending"
+    command = ["release-states", "--env", "production", "--out", str(out)]
+    listed = subprocess.run(
+        [sys.executable, "-m", "scripts.gitops", *command],
+        cwd=work,
+        env={**github, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "100/production.yaml",
+        "complete",
+    ]
+    assert (out / "100" / "production.yaml").read_text() == (
+        "environment: production\n# the release's\n"
+    )

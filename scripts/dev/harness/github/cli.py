@@ -187,6 +187,7 @@ def gh_pr(argv: list[str], record: Record) -> None:
             "headRefName": "head",
             "title": "title",
             "body": "body",
+            "isCrossRepository": "fork",
         }
         wanted = [name for name in args.json.split(",") if name] or ["number", "url"]
         unknown = [name for name in wanted if name not in fields]
@@ -194,7 +195,7 @@ def gh_pr(argv: list[str], record: Record) -> None:
             fail(f"gh pr list --json {','.join(unknown)}: not implemented by the stand-in")
         # gh lists the newest first, at most --limit (30 by default).
         newest = sorted(pulls, key=lambda p: -int(p["number"]))[: args.limit]
-        print(json.dumps([{name: p[fields[name]] for name in wanted} for p in newest]))
+        print(json.dumps([{name: p.get(fields[name], False) for name in wanted} for p in newest]))
         return
     if args.action == "merge":
         enable_auto_merge(args.target, args.auto, record)

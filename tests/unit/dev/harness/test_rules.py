@@ -93,8 +93,10 @@ def test_groups_are_read_from_the_workflow_files() -> None:
         False,
         "max",
     )
-    # The hourly decision applies nothing: it takes no environment's lock.
-    assert job_concurrency(WORKFLOWS / "promote.yml", "decide", "schedule") is None
+    # The hourly decision applies nothing: it takes no environment's lock, only its own.
+    decide = job_concurrency(WORKFLOWS / "promote.yml", "decide", "schedule")
+    assert decide is not None
+    assert decide.group == "promote-production"
     assert job_concurrency(WORKFLOWS / "ci.yml", "test", "pull_request") is None  # run-level
     ci = workflow_concurrency(WORKFLOWS / "ci.yml", "pull_request")
     assert ci is not None
