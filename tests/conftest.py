@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from scripts.cd.processes import alive
+from scripts.dev.workspace import uv_cache_dir
 
 # What a GitHub job's environment carries (GitHub docs, "Store information in variables":
 # default variables), the storage keys and tokens a workflow may export, and this project's
@@ -63,7 +64,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["BENTOML_DO_NOT_TRACK"] = "true"
     # The services' interpreters (scripts/cd/interpreters.py) are built from uv's cache,
     # which `make install` filled with the same pins: no index request leaves the machine.
+    # Named explicitly: the harness's machines have homes of their own.
     os.environ["UV_OFFLINE"] = "1"
+    os.environ["UV_CACHE_DIR"] = uv_cache_dir()
 
 
 def processes_using(path: str) -> dict[int, str]:

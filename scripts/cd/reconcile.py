@@ -81,8 +81,15 @@ def release_needed(state: DeploymentState, digest: str) -> bool:
     ``release=true|false`` and ``digest=`` go to ``$GITHUB_OUTPUT`` when in a workflow.
     """
     variant = serving(state, digest)
-    if variant is None:
+    needed = variant is None and digest not in state.rolled_back
+    if needed:
         print(f"deploy: content {digest} is new to {state.environment}: release")
+    elif variant is None:
+        print(
+            f"deploy: nothing to release — content {digest} was rolled back from "
+            f"{state.environment} by an A/B decision (rolled_back in its state file): merge "
+            "a new model, or remove it from rolled_back to release it again"
+        )
     else:
         print(
             f"deploy: nothing to release — {state.environment}'s {variant.name} "
@@ -91,8 +98,8 @@ def release_needed(state: DeploymentState, digest: str) -> bool:
     output = os.environ.get("GITHUB_OUTPUT")
     if output:
         with Path(output).open("a", encoding="utf-8") as handle:
-            handle.write(f"release={'true' if variant is None else 'false'}\ndigest={digest}\n")
-    return variant is None
+            handle.write(f"release={'true' if needed else 'false'}\ndigest={digest}\n")
+    return needed
 
 
 def self_heal(

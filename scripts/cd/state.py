@@ -79,6 +79,9 @@ class Routing(_Strict):
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
 
 
+ROLLED_BACK_KEPT = 20
+
+
 class DeploymentState(_Strict):
     """One environment's desired state."""
 
@@ -91,6 +94,11 @@ class DeploymentState(_Strict):
     variants: Annotated[list[Variant], Field(max_length=2)] = []
     experiment: Experiment = Experiment()
     routing: Routing = Routing()
+    # Content digests of challengers an A/B decision rolled back (the latest last): a later
+    # push to main that still carries that model releases nothing (release-needed).
+    rolled_back: Annotated[
+        list[Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]], Field(max_length=ROLLED_BACK_KEPT)
+    ] = []
 
     @model_validator(mode="after")
     def _check_variants(self) -> DeploymentState:
@@ -229,8 +237,16 @@ def promoted(state: DeploymentState) -> DeploymentState:
 
 
 def rolled_back(state: DeploymentState) -> DeploymentState:
-    """The challenger is removed; the champion takes all the traffic."""
-    champion = state.champion
-    if champion is None or state.challenger is None:
+    """The challenger is removed; the champion takes all the traffic.
+
+    Its content digest joins ``rolled_back``: main still carries that model until a new
+    one is merged, and a push meanwhile must not release it again.
+    """
+    champion, challenger = state.champion, state.challenger
+    if champion is None or challenger is None:
         raise StateError(f"{state.environment}: no experiment to roll back")
-    return _with_variants(state, [champion.model_copy(update={"weight": 100})])
+    updated = _with_variants(state, [champion.model_copy(update={"weight": 100})])
+    if challenger.digest is None or challenger.digest in state.rolled_back:
+        return updated
+    rejected = [*state.rolled_back, challenger.digest][-ROLLED_BACK_KEPT:]
+    return updated.model_copy(update={"rolled_back": rejected})

@@ -2,7 +2,8 @@
 
 ``python -m scripts.dev.bench_interpreters [--repeats 5]`` (``make bench-interpreters``), in
 one run, for the Bento ``bentofile.yaml`` describes (its ``python.packages`` as BentoML
-writes them to ``env/python/requirements.txt``, and the serving closure it carries, requirements/serving.txt):
+writes them to ``env/python/requirements.txt``, and the serving closure it carries,
+``requirements/serving.txt``):
 
 1. cold: a run root with no interpreter, so :func:`scripts.cd.interpreters.for_bento`
    builds one (``uv venv`` + ``uv pip install``, from uv's cache as ``make install`` left it:

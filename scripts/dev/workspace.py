@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -77,6 +78,24 @@ def tool_env() -> dict[str, str]:
         "MPLBACKEND": "Agg",
         "BENTOML_DO_NOT_TRACK": "true",
     }
+
+
+@functools.cache
+def uv_cache_dir() -> str:
+    """Where this user's uv keeps its cache (``uv cache dir``: ``UV_CACHE_DIR`` or HOME's).
+
+    The services' interpreters (:mod:`scripts.cd.interpreters`) are built from it; the
+    harness's machines, with homes of their own, are given this one, as a prepared deploy
+    host has its own warm cache.
+    """
+    uv = Path(sys.executable).parent / "uv"
+    result = subprocess.run(
+        [str(uv) if uv.is_file() else "uv", "cache", "dir"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
 
 
 def copy_project(destination: Path, root: Path = PROJECT_ROOT) -> Path:

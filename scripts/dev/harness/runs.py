@@ -35,7 +35,7 @@ from scripts.dev.harness.workflows import (
     triggers,
     waiting_jobs,
 )
-from scripts.dev.workspace import PROJECT_ROOT
+from scripts.dev.workspace import PROJECT_ROOT, uv_cache_dir
 
 STANDINS = PROJECT_ROOT / ".github" / "act"
 # Marketplace actions and their local stand-ins.
@@ -347,6 +347,9 @@ class Runs(Repository):
             ),
             **machine_env(machines),
             "VENV": sys.prefix,
+            # A prepared deploy host's warm uv cache (the services' interpreters are built
+            # from it), as VENV is its prepared venv.
+            "UV_CACHE_DIR": uv_cache_dir(),
             # The stand-ins run from the harness's own code, never the checkout's (-P).
             "GITOPS_ML_PYTHON": sys.executable,
             # Where setup-cml's stand-in finds the recording cml.

@@ -98,3 +98,32 @@ def test_release_promote_rollback_edits() -> None:
         {"environment": "staging", "variants": variants(("champion", "m:a", 100))}, Path("x")
     )
     assert [v.bento for v in released(staging, "m:b").variants] == ["m:b"]
+
+
+def test_a_rolled_back_model_is_not_released_again_by_a_later_push(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After a rollback main still carries the rejected model: a push must not re-release it.
+
+    (A state merge, a README edit: release.yml runs on every push to main.)
+    """
+    from scripts.cd.reconcile import release_needed
+
+    B, C = "b" * 16, "c" * 16
+
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    production = parse_state({"environment": "production", "on_release": "challenger"}, Path("x"))
+    experiment = released(released(production, "m:a", digest="a" * 16), "m:b", digest=B)
+    assert release_needed(experiment, B) is False  # it is serving
+    decided = rolled_back(experiment)
+    assert decided.rolled_back == [B]
+    assert [v.bento for v in decided.variants] == ["m:a"]
+    assert release_needed(decided, B) is False
+    assert "was rolled back from production by an A/B decision" in capsys.readouterr().out
+    assert release_needed(decided, C) is True  # a new model releases
+    # The list survives a save and a load, bounded, the latest last.
+    many = decided.model_copy(update={"rolled_back": [f"{i:016x}" for i in range(20)]})
+    again = rolled_back(released(many, "m:c", digest=C))
+    assert again.rolled_back == [*(f"{i:016x}" for i in range(1, 20)), C]
+    save_state(again, tmp_path / "production.yaml")
+    assert load_state(tmp_path / "production.yaml").rolled_back == again.rolled_back
