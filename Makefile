@@ -294,7 +294,7 @@ act-main: install s3-server-env ## Run the push-to-main workflows (ci, release) 
 	python -m scripts.dev.act push --workflow ci.yml --workflow release.yml $(ACT_ARGS)
 
 .PHONY: act-schedule
-act-schedule: install s3-server-env ## Run the scheduled workflows (promote, drift) locally with act
+act-schedule: install s3-server-env ## Run the scheduled workflows (deploy's reconcile, promote, drift) locally with act
 	python -m scripts.dev.act schedule $(ACT_ARGS)
 
 .PHONY: lint

@@ -109,7 +109,11 @@ def heal(settings: DriverSettings, env: str, state_dir: Path, pending: Path | No
     """The ``reconcile`` command: repair, then report (stdout and the job summary)."""
     found, did = self_heal(settings, env, state_dir, pending_states(pending, env))
     state = load_state(state_path(env, state_dir))
-    healthy = state.driver == "kubernetes" or bool(local_driver.status(settings, env)["healthy"])
+    healthy = (
+        state.driver == "kubernetes"
+        or state.champion is None  # nothing released yet: nothing should run
+        or bool(local_driver.status(settings, env)["healthy"])
+    )
     text = summary(env, found, did, healthy)
     print(text, end="")
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -119,6 +119,8 @@ def self_heal(
     if state.driver == "kubernetes":
         reconcile(settings, state, state_dir)
         return [], [f"kubectl apply of {env}'s manifests (the cluster reconciles)"]
+    if state.champion is None:
+        return [], [f"nothing to run: {env} has had no release yet"]
     desired, did = state, []
     applied = local_driver.applied_state(settings, env)
     if applied is not None and applied != state:

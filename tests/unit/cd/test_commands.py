@@ -103,3 +103,17 @@ def test_a_bad_port_setting_names_the_variable(
     assert "GITOPS_ML_STAGING_PORT: expected a TCP port (1-65535), got '80a'" in (
         capsys.readouterr().err
     )
+
+
+def test_reconcile_before_the_first_release_runs_nothing_and_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy.yml's schedule runs from the day a team adopts the template: green, idle."""
+    monkeypatch.setenv("GITOPS_ML_RUN_DIR", str(tmp_path / "run"))
+    save_state(parse_state({"environment": "staging"}, Path("x")), tmp_path / "staging.yaml")
+    code = deploy.main(["reconcile", "--env", "staging", "--state-dir", str(tmp_path)])
+    assert code == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "- did: nothing to run: staging has had no release yet" in out
+    assert "- now: healthy" in out
+    assert not (tmp_path / "run" / "staging").exists()  # no supervisor was started
