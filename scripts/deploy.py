@@ -107,8 +107,8 @@ def pending_states(directory: Path | None, env: str) -> list[DeploymentState] | 
 
 def heal(settings: DriverSettings, env: str, state_dir: Path, pending: Path | None) -> int:
     """The ``reconcile`` command: repair, then report (stdout and the job summary)."""
-    found, did = self_heal(settings, env, state_dir, pending_states(pending, env))
     state = load_state(state_path(env, state_dir))
+    found, did = self_heal(settings, state, state_dir, pending_states(pending, env))
     healthy = (
         state.driver == "kubernetes"
         or state.champion is None  # nothing released yet: nothing should run

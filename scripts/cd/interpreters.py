@@ -87,7 +87,7 @@ def ensure(venv: Path, install: list[str], what: str) -> Path:
         if marker.is_file():
             return venv / "bin"
         shutil.rmtree(venv, ignore_errors=True)  # a build that was interrupted
-        uv = _uv()
+        uv = uv_command()
         base = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
         for command in (
             [uv, "venv", "--quiet", "--python", base, str(venv)],
@@ -105,7 +105,7 @@ def ensure(venv: Path, install: list[str], what: str) -> Path:
     return venv / "bin"
 
 
-def _uv() -> str:
+def uv_command() -> str:
     """uv: beside this interpreter (``make install`` puts it there), else on PATH."""
     local = Path(sys.executable).parent / "uv"
     if local.is_file():

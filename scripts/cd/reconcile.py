@@ -104,18 +104,18 @@ def release_needed(state: DeploymentState, digest: str) -> bool:
 
 def self_heal(
     settings: DriverSettings,
-    env: str,
+    state: DeploymentState,
     state_dir: Path,
     pending: list[DeploymentState] | None,
 ) -> tuple[list[str], list[str]]:
-    """Make what runs for ``env`` equal to what git says; (what it found, what it did).
+    """Make what runs equal to ``state``, git's; (what it found, what it did).
 
     A release applies its challenger before its state PR merges: what the last apply made
     run stays while it is the state of an open release PR (``pending``: those PRs' states of
-    ``env``; ``None``: unknown, GitHub could not be asked, so nothing is removed). Otherwise
-    git's state wins: a closed release PR's challenger is removed.
+    the environment; ``None``: unknown, GitHub could not be asked, so nothing is removed).
+    Otherwise git's state wins: a closed release PR's challenger is removed.
     """
-    state = load_state(state_path(env, state_dir))
+    env = state.environment
     if state.driver == "kubernetes":
         reconcile(settings, state, state_dir)
         return [], [f"kubectl apply of {env}'s manifests (the cluster reconciles)"]

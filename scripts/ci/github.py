@@ -218,33 +218,37 @@ def open_pr_url(repo: str, head: str) -> str | None:
     return str(pulls[0]["url"]) if pulls else None
 
 
-def open_pr_from_prefix(repo: str, prefix: str) -> str | None:
-    """The URL of an open PR of this repository whose branch starts with ``prefix``.
+def own_pulls(repo: str, prefix: str, fields: str) -> list[dict[str, object]]:
+    """Open PRs of this repository (not a fork's) whose branch starts with ``prefix``.
 
     A fork's PR may name its branch ``gitops/…`` too: it is no state change of ours.
     """
-    for pull in open_pulls(repo, "url,headRefName,isCrossRepository"):
-        if str(pull.get("headRefName", "")).startswith(prefix) and not pull.get(
-            "isCrossRepository"
-        ):
-            return str(pull["url"])
-    return None
+    pulls = open_pulls(repo, f"{fields},headRefName,isCrossRepository")
+    return [
+        pull
+        for pull in pulls
+        if str(pull.get("headRefName", "")).startswith(prefix)
+        and not pull.get("isCrossRepository")
+    ]
+
+
+def open_pr_from_prefix(repo: str, prefix: str) -> str | None:
+    """The URL of an open PR of this repository whose branch starts with ``prefix``."""
+    pulls = own_pulls(repo, prefix, "url")
+    return str(pulls[0]["url"]) if pulls else None
 
 
 def save_release_states(repo: str, env: str, out: Path, prefix: str = "gitops/release-") -> int:
     """Write ``env``'s state file of each open release PR to ``out/<number>/<env>.yaml``.
 
-    Only this repository's own branches (a fork may name a branch ``gitops/…``); the file
-    is read from origin's branch as pushed. ``out/complete`` marks a full listing. Returns
+    Only this repository's own branches (:func:`own_pulls`); the file is read from
+    origin's branch as pushed. ``out/complete`` marks a full listing. Returns
     how many were written.
     """
     out.mkdir(parents=True, exist_ok=True)
     written = 0
-    for pull in open_pulls(repo, "number,headRefName,isCrossRepository"):
-        head = str(pull.get("headRefName", ""))
-        if pull.get("isCrossRepository") or not head.startswith(prefix):
-            continue
-        scoped_git("fetch", "-q", "origin", f"refs/heads/{head}")
+    for pull in own_pulls(repo, prefix, "number"):
+        scoped_git("fetch", "-q", "origin", f"refs/heads/{pull['headRefName']}")
         try:
             text = git("show", f"FETCH_HEAD:bentos/deployments/{env}.yaml")
         except GitHubError:

@@ -88,12 +88,10 @@ def uv_cache_dir() -> str:
     harness's machines, with homes of their own, are given this one, as a prepared deploy
     host has its own warm cache.
     """
-    uv = Path(sys.executable).parent / "uv"
+    from scripts.cd.interpreters import uv_command
+
     result = subprocess.run(
-        [str(uv) if uv.is_file() else "uv", "cache", "dir"],
-        capture_output=True,
-        text=True,
-        check=True,
+        [uv_command(), "cache", "dir"], capture_output=True, text=True, check=True
     )
     return result.stdout.strip()
 

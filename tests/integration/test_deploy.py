@@ -274,7 +274,10 @@ def reconcile_cli(state: DeploymentState, state_dir: Path, *extra: str) -> int:
 
 
 def test_reconcile_brings_back_an_environment_whose_every_process_was_killed(
-    environment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    environment: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     state = production([("champion", "credit_risk:good", 100)])
     running = apply(state)
@@ -290,11 +293,9 @@ def test_reconcile_brings_back_an_environment_whose_every_process_was_killed(
     assert status(environment)["healthy"] is False
 
     summary = tmp_path / "summary.md"
-    os.environ["GITHUB_STEP_SUMMARY"] = str(summary)
-    try:
-        assert reconcile_cli(state, tmp_path / "git") == ExitCode.OK
-    finally:
-        del os.environ["GITHUB_STEP_SUMMARY"]
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert reconcile_cli(state, tmp_path / "git") == ExitCode.OK
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
     assert predict(running.url)[0] == 200
     assert status(environment)["healthy"] is True
     said = summary.read_text(encoding="utf-8")
@@ -324,17 +325,17 @@ def test_reconcile_removes_a_challenger_git_no_longer_names_once_its_release_pr_
     save_state(git, state_dir / "production.yaml")
     # While the release's state PR is open (its state file is what runs), its challenger
     # stays; so it does while GitHub cannot be asked.
-    found, did = self_heal(settings, environment, state_dir, [released])
+    found, did = self_heal(settings, git, state_dir, [released])
     assert found == []
     assert did == ["kept what the last apply made run: its release's state PR is open"]
-    found, did = self_heal(settings, environment, state_dir, None)
+    found, did = self_heal(settings, git, state_dir, None)
     assert did == ["kept what the last apply made run: open state PRs unknown"]
     assert set(status(environment)["variants"]) == {"champion", "challenger"}
     # The PR was closed unmerged (no open release PR has that state): git's state wins.
     other = production(
         [("champion", "credit_risk:good", 80), ("challenger", "credit_risk:bad", 20)]
     )
-    found, did = self_heal(settings, environment, state_dir, [other])
+    found, did = self_heal(settings, git, state_dir, [other])
     assert "challenger (credit_risk:bad) runs, but git no longer names it" in found
     assert set(status(environment)["variants"]) == {"champion"}
     assert status(environment)["healthy"] is True

@@ -118,8 +118,8 @@ def test_scenario_1_an_hourly_promote_never_cancels_a_pending_production_apply(
         if spec is None:
             continue  # no job-level group: nothing this job can cancel or be cancelled by
         # The GitHub environment the job's matrix row targets: does it wait for a reviewer?
-        spec_job = load(workflow(adopted, name))["jobs"][job]
-        target = substitute(str(spec_job.get("environment", "")), matrix_row(spec_job, environment))
+        declared = load(workflow(adopted, name))["jobs"][job]
+        target = substitute(str(declared.get("environment", "")), matrix_row(declared, environment))
         waits = target in adopted.protected
         groups.setdefault(spec.group, Group(spec.group)).arrive(f"{name} / {job}", spec, waits)
     states = {entry: state for group in groups.values() for entry, state in group.states().items()}

@@ -234,19 +234,24 @@ def gh_pr(argv: list[str], record: Record) -> None:
     print(url)
 
 
+def open_pull(state: dict[str, Any], target: str) -> dict[str, Any]:
+    """The newest open PR whose number or head branch is ``target``; gh's error if none."""
+    named = [p for p in state["pulls"] if target in (str(p["number"]), p["head"])]
+    pulls = [p for p in named if p["state"] == "open"]
+    if not pulls:
+        print(f"no open pull requests found for {target!r}", file=sys.stderr)
+        sys.exit(1)
+    pull: dict[str, Any] = pulls[-1]
+    return pull
+
+
 def edit_body(target: str, body: str, record: Record) -> None:
     """``gh pr edit TARGET --body-file F``: the open PR's description (no commit, no event)."""
     with record.update() as state:
-        pulls = [
-            p
-            for p in state["pulls"]
-            if p["state"] == "open" and target in (str(p["number"]), p["head"])
-        ]
-        if not pulls:
-            fail(f"no open pull requests found for {target!r}")
-        pulls[-1]["body"] = body
-        pulls[-1]["body_edits"] = int(pulls[-1].get("body_edits", 0)) + 1
-    print(pulls[-1]["url"])
+        pull = open_pull(state, target)
+        pull["body"] = body
+        pull["body_edits"] = int(pull.get("body_edits", 0)) + 1
+    print(pull["url"])
 
 
 def enable_auto_merge(target: str, auto: bool, record: Record) -> None:
@@ -267,17 +272,10 @@ def enable_auto_merge(target: str, auto: bool, record: Record) -> None:
         )
         sys.exit(1)
     with record.update() as state:
-        pulls = [
-            p
-            for p in state["pulls"]
-            if p["state"] == "open" and target in (str(p["number"]), p["head"])
-        ]
-        if not pulls:
-            print(f"no open pull requests found for {target!r}", file=sys.stderr)
-            sys.exit(1)
-        pulls[-1]["auto_merge"] = caller_kind()
+        pull = open_pull(state, target)
+        pull["auto_merge"] = caller_kind()
     print(
-        f"Pull request #{pulls[-1]['number']} will be automatically merged when all "
+        f"Pull request #{pull['number']} will be automatically merged when all "
         "requirements are met"
     )
 
