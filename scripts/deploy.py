@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.exit_codes import ExitCode
-from scripts.cd import archive, local_driver
+from scripts.cd import archive, guard, local_driver
 from scripts.cd.bento_store import DIGEST_LABEL, archive_labels, bento_tag, content_digest
 from scripts.cd.errors import DeliveryError, DeployError
 from scripts.cd.reconcile import (
@@ -49,6 +49,9 @@ from scripts.cd.state import STATE_DIR, DeploymentState, StateError, load_state,
 
 def run(args: argparse.Namespace, settings: DriverSettings) -> int:
     """Carry out one parsed command."""
+    refused = guard.refusal(args.command, args.env, os.environ)
+    if refused:
+        raise DeployError(refused)
     if args.command in ("release", "record", "push") and not str(args.bento_file or "").strip():
         raise DeployError(f"{args.command} needs --bento-file (make bento writes dist/*.bento)")
     if args.command == "release":
