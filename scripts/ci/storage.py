@@ -5,10 +5,16 @@ inside the checkout (the template's offline default, ``.dvc-storage``) is empty 
 ``dvc pull`` "succeeds" having restored nothing. :func:`storage_problem` names that case so
 a workflow fails at once, with how to configure shared storage, instead of retraining (or
 releasing nothing) in silence.
+
+A pull request's job writes only the ``pr`` remote, the default remote + ``/pr``
+(:func:`configure_pr_remote`, docs/storage-trust.md); :func:`reproduce` restores stages
+from a remote other than the default.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -68,3 +74,82 @@ def storage_problem(root: Path, remote: Remote) -> str | None:
             f"and nothing a job pushes reaches the next one. {HOW_TO}."
         )
     return None
+
+
+# The pull request remote (docs/storage-trust.md): the default remote's location + /pr, where
+# a pull request's job (whose keys can write nowhere else) keeps its outputs and run-cache.
+PR_REMOTE = "pr"
+
+
+@dataclass(frozen=True)
+class PrRemote:
+    """The ``pr`` remote as :func:`configure_pr_remote` wrote it, and the remote it follows."""
+
+    default: str
+    default_url: str
+    url: str
+
+
+def pr_url(url: str) -> str:
+    """``url`` + ``/pr``: a URL's path, or a folder (keeping how DVC resolves it)."""
+    from dvc.config_schema import ExpPath, RelPath
+
+    if re.match(r"\w+://", url):
+        return f"{url.rstrip('/')}/{PR_REMOTE}"
+    joined = os.path.join(url, PR_REMOTE)
+    # DVC reads a relative folder as RelPath (made absolute) and "~/..." as ExpPath, and
+    # writes them back as written: relative to the config file, or with "~". Keep the type.
+    folder: str = joined
+    if isinstance(url, ExpPath):
+        folder = ExpPath(joined, f"{url.def_path.rstrip('/')}/{PR_REMOTE}")
+    elif isinstance(url, RelPath):
+        folder = RelPath(joined)
+    return folder
+
+
+def configure_pr_remote(root: Path) -> PrRemote:
+    """Configure the local remote ``pr`` (``.dvc/config.local``) from the default remote.
+
+    ``pr`` gets the default remote's settings (endpoint, region, profile ...) with its URL +
+    ``/pr``; both remotes get ``verify = true``: what is pulled from them is hashed and
+    dropped when its content does not match its name. Run again, it rewrites the same.
+
+    Raises:
+        ValueError: When there is no default remote, or it is ``pr`` itself.
+    """
+    from dvc.config import Config
+
+    config = Config(dvc_dir=str(root / ".dvc"))
+    merged = config.read()  # every level, without the schema's defaults
+    default = merged["core"].get("remote")
+    if not default or default == PR_REMOTE:
+        raise ValueError(
+            f"DVC remote {PR_REMOTE!r}: derived from the default remote, and the default is "
+            f"{default!r}; set one (`dvc remote add -d NAME URL`)"
+        )
+    settings = dict(merged["remote"].get(default, {}))
+    url = settings.pop("url", None)
+    if not url:
+        raise ValueError(f"DVC remote {PR_REMOTE!r}: the default remote {default!r} has no url")
+    with config.edit("local") as local:
+        local["remote"][PR_REMOTE] = {**settings, "url": pr_url(url), "verify": "true"}
+        local["remote"].setdefault(default, {})["verify"] = "true"
+    return PrRemote(default, str(url), str(pr_url(url)))
+
+
+def reproduce(root: Path, remote: str) -> int:
+    """``dvc repro --pull``, pulling missing outputs and the run-cache from ``remote``.
+
+    ``dvc repro --pull`` reads only the default remote: a stage restored from a run-cache
+    entry of ``remote`` needs that entry's outputs, which are there. The number of stages
+    that ran or were restored.
+
+    Raises:
+        dvc.exceptions.DvcException: When a stage fails, or an output is missing everywhere.
+    """
+    from dvc.logger import setup
+    from dvc.repo import Repo
+
+    setup()  # dvc's own output: "Running stage ...", "Stage ... is cached"
+    with Repo(str(root), remote=remote) as repo:
+        return len(repo.reproduce(pull=True))

@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["BENTOML_HOME"] = env["BENTOML_HOME"]
         trained = copy_project(root / "trained")
         s3.configure_dvc(trained)
-        timed(["make", "ci-repro"], trained, env)
+        timed(["make", "release-repro"], trained, env)
         timed(["git", "add", "-A"], trained, env)
         timed(["git", "commit", "-q", "-m", "trained"], trained, env)
         restores: list[float] = []
