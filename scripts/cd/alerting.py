@@ -7,9 +7,9 @@ The local driver runs them as programs of the environment's supervisord, beside 
 * Prometheus evaluates ``monitoring/prometheus/rules.yml`` (copied into the run directory:
   nothing runs from a job's checkout) and sends firing alerts to the **Alertmanager**;
 * the Alertmanager routes ``action="retrain"`` alerts (``DataDriftDetected``) to the
-  **relay** (:mod:`monitoring.relay`), which asks GitHub for a retraining run
-  (``repository_dispatch``); everything else stays visible in the Alertmanager (add your
-  team's receivers in ``monitoring/alertmanager/alertmanager.yml``'s style).
+  **relay** (:mod:`monitoring.relay`), which asks GitHub for a retraining run (a
+  ``workflow_dispatch`` of drift.yml); everything else stays visible in the Alertmanager
+  (add your team's receivers in ``monitoring/alertmanager/alertmanager.yml``'s style).
 
 The relay runs where the deploy runner configures it: ``GITOPS_ML_DISPATCH_TOKEN_FILE`` (a
 file holding a token allowed to dispatch, never an environment variable) and the
@@ -97,6 +97,13 @@ def render_alertmanager(relay_port: int | None, group_wait: str) -> str:
     return json.dumps(document, indent=2) + "\n"  # JSON is YAML
 
 
+def relay_changed(supervised: Supervisor) -> bool:
+    """Whether the relay's running copy differs from this checkout's ``monitoring/relay.py``."""
+    installed = supervised.directory / "relay.py"
+    source = MONITORING / "relay.py"
+    return not installed.is_file() or installed.read_bytes() != source.read_bytes()
+
+
 def start(
     supervised: Supervisor,
     directory: Path,
@@ -117,6 +124,9 @@ def start(
         ]
         supervised.add(Program(PUSHGATEWAY, command, env, directory / "pushgateway.log"))
         wait_ready(f"http://127.0.0.1:{ports.pushgateway}", path="/-/ready")
+    if relay is not None and supervised.pid(RELAY) is not None and relay_changed(supervised):
+        # A host upgraded from an older template: its relay would keep the old request.
+        supervised.remove(RELAY)
     if relay is not None and supervised.pid(RELAY) is None:
         command = [
             str(supervised.python),  # standard library only; never the jobs' venv

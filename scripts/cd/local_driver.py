@@ -256,6 +256,7 @@ def apply(settings: DriverSettings, state: DeploymentState) -> Running:
             settings.scrape_interval,
             running.pushgateway_port,
             running.alertmanager_port,
+            running.relay_port if settings.relay else None,
         ),
         directory / "prometheus",
         alerting.render_rules(alert_for=settings.alert_for),

@@ -45,11 +45,13 @@ def render(
     interval: str,
     pushgateway_port: int | None = None,
     alertmanager_port: int | None = None,
+    relay_port: int | None = None,
 ) -> str:
     """prometheus.yml: every variant's /metrics with variant and environment labels.
 
-    With the alerting ports (:mod:`scripts.cd.alerting`): the Pushgateway scraped too, the
-    rules of ``rules.yml`` (beside this file) evaluated and sent to the Alertmanager.
+    With the alerting ports (:mod:`scripts.cd.alerting`): the Pushgateway and the retraining
+    relay scraped too, the rules of ``rules.yml`` (beside this file) evaluated and sent to
+    the Alertmanager.
 
     Args:
         environment: The environment's name (a label on every series).
@@ -57,6 +59,8 @@ def render(
         interval: Scrape and evaluation interval, e.g. ``15s``.
         pushgateway_port: The Pushgateway the drift job pushes to.
         alertmanager_port: Where firing alerts go.
+        relay_port: The retraining relay, when the runner configures one (its dispatch
+            outcomes: ``RetrainingDispatchRefused``).
     """
     static = [
         {
@@ -86,6 +90,18 @@ def render(
                 "static_configs": [
                     {
                         "targets": [f"127.0.0.1:{pushgateway_port}"],
+                        "labels": {"environment": environment},
+                    }
+                ],
+            }
+        )
+    if relay_port is not None:
+        document["scrape_configs"].append(  # type: ignore[attr-defined]
+            {
+                "job_name": "retraining-relay",
+                "static_configs": [
+                    {
+                        "targets": [f"127.0.0.1:{relay_port}"],
                         "labels": {"environment": environment},
                     }
                 ],

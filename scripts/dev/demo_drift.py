@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.dev.harness.github.tokens import DISPATCH_TOKEN, REPOSITORY
+from scripts.dev.harness.github.tokens import APP_TOKEN, REPOSITORY
 from scripts.dev.harness.sandbox import Sandbox, create_sandbox
 from scripts.dev.traffic import simulate
 from scripts.dev.workspace import PROJECT_ROOT
@@ -84,11 +84,11 @@ def act(sandbox: Sandbox, router: str, pushgateway: str, logs: Path, out: Path) 
     if job.returncode not in (0, 1):
         raise subprocess.CalledProcessError(job.returncode, job.args, job.stdout, job.stderr)
     print(f"report: {out / 'report.html'}; summary: {out / 'summary.md'}")
-    print("== 9. DataDriftDetected -> Alertmanager -> relay -> GitHub (repository_dispatch)")
+    print("== 9. DataDriftDetected -> Alertmanager -> relay -> GitHub (workflow_dispatch)")
     dispatch, *_ = sandbox.wait_for_dispatches()
-    print(f"dispatched {dispatch['event_type']}: {dispatch['client_payload']}")
+    print(f"dispatched {dispatch['workflow']} on {dispatch['ref']}: {dispatch['inputs']}")
     print("== 10. what drift.yml does on that dispatch: the retraining PR")
-    env = {**sandbox.github_env(DISPATCH_TOKEN), "GITOPS_ML_RETRAIN_TOKEN_KIND": "app"}
+    env = {**sandbox.github_env(APP_TOKEN), "GITOPS_ML_RETRAIN_TOKEN_KIND": "app"}
     opened = subprocess.run(
         [sys.executable, "-m", "monitoring.retrain", f"--drift-dir={out}", f"--window={WINDOW}"],
         cwd=sandbox.work,

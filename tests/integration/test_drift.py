@@ -166,15 +166,11 @@ def wait_for(check: Callable[[], T | None], what: str, timeout: float = 90.0) ->
     raise AssertionError(f"no {what} after {timeout:.0f} s")
 
 
-def firing(url: str) -> list[dict[str, Any]]:
-    """Prometheus's firing DataDriftDetected alerts."""
+def firing(url: str, alertname: str = "DataDriftDetected") -> list[dict[str, Any]]:
+    """Prometheus's firing ``alertname`` alerts."""
     _, text = request(f"{url}/api/v1/alerts")
     alerts = json.loads(text)["data"]["alerts"]
-    return [
-        a
-        for a in alerts
-        if a["labels"]["alertname"] == "DataDriftDetected" and a["state"] == "firing"
-    ]
+    return [a for a in alerts if a["labels"]["alertname"] == alertname and a["state"] == "firing"]
 
 
 def test_a_drifted_window_fires_the_alert_through_to_a_retraining_dispatch(
@@ -182,22 +178,25 @@ def test_a_drifted_window_fires_the_alert_through_to_a_retraining_dispatch(
 ) -> None:
     # The real stack as the local driver runs it: drift job -> Pushgateway -> Prometheus
     # (rules.yml, `for:` shortened to 2 s) -> Alertmanager -> relay -> GitHub (stand-in).
+    # The relay's token first holds Contents only: GitHub refuses it, Prometheus (scraping
+    # the relay) says so; a token with Actions: write in the file, the retry dispatches.
     from scripts.cd import alerting, prometheus
     from scripts.cd.supervisor import Supervisor
     from scripts.dev.harness.github.api import github_api, read_dispatches
+    from scripts.dev.harness.github.tokens import CONTENTS_TOKEN, DISPATCH_TOKEN
 
     token_file = tmp_path / "dispatch-token"
-    token_file.write_text("relay-app-token", encoding="utf-8")
+    token_file.write_text(CONTENTS_TOKEN, encoding="utf-8")
     supervised = Supervisor(tmp_path / "run")
     ports = alerting.Ports(free_port(), free_port(), free_port())
     prometheus_port = free_port()
     record = tmp_path / "github"
-    with github_api(record, "team/credit-risk", {"relay-app-token": "app"}) as api:
+    with github_api(record, "team/credit-risk", trained.path / ".git") as api:
         try:
             relay = alerting.RelaySettings("team/credit-risk", token_file, api)
             alerting.start(supervised, tmp_path / "alerting", ports, relay, "production", "1s")
             config = prometheus.render(
-                "production", {}, "1s", ports.pushgateway, ports.alertmanager
+                "production", {}, "1s", ports.pushgateway, ports.alertmanager, ports.relay
             )
             rules = alerting.render_rules(alert_for="2s")
             prometheus.start_or_reload(
@@ -221,14 +220,36 @@ def test_a_drifted_window_fires_the_alert_through_to_a_retraining_dispatch(
             severe = ",".join(sorted(summary["severe"]["columns"]))  # type: ignore[index]
             alerts = wait_for(lambda: firing(prometheus_url), "firing DataDriftDetected")
             assert {a["labels"]["feature"] for a in alerts} == set(severe.split(","))
-            (dispatch,) = wait_for(lambda: read_dispatches(record), "repository_dispatch")
-            assert dispatch["event_type"] == "drift-alert"
-            assert dispatch["token"] == "app"
-            assert dispatch["client_payload"]["features"] == severe
-            assert dispatch["client_payload"]["alert"] == "DataDriftDetected"
+            (refused,) = wait_for(
+                lambda: firing(prometheus_url, "RetrainingDispatchRefused"),
+                "firing RetrainingDispatchRefused",
+            )
+            assert refused["labels"]["environment"] == "production"
+            assert refused["annotations"]["summary"].endswith("in production (HTTP 403)")
+            assert read_dispatches(record) == []
+            token_file.write_text(DISPATCH_TOKEN, encoding="utf-8")  # Alertmanager retries
+            (dispatch,) = wait_for(lambda: read_dispatches(record), "workflow dispatch")
+            assert (dispatch["workflow"], dispatch["ref"]) == ("drift.yml", "main")
+            assert dispatch["token"] == "fine-grained-actions"
+            # A prepared window (--current) pushes no window end: the run judges the last one.
+            assert dispatch["inputs"] == {}
+            wait_for(
+                lambda: not firing(prometheus_url, "RetrainingDispatchRefused"),
+                "RetrainingDispatchRefused resolved",
+            )
             _, text = request(f"http://127.0.0.1:{ports.alertmanager}/api/v2/alerts")
-            assert sorted(a["labels"]["feature"] for a in json.loads(text)) == severe.split(",")
+            features = sorted(
+                a["labels"]["feature"]
+                for a in json.loads(text)
+                if a["labels"]["alertname"] == "DataDriftDetected"
+            )
+            assert features == severe.split(",")
             relay_log = (tmp_path / "alerting" / "relay.log").read_text(encoding="utf-8")
-            assert f"DataDriftDetected ({severe}): dispatched drift-alert" in relay_log
+            assert "relay: dispatch refused (Alertmanager will retry): GitHub answered 403" in (
+                relay_log
+            )
+            assert f"DataDriftDetected ({severe}): dispatched drift.yml on main" in relay_log
+            assert CONTENTS_TOKEN not in relay_log
+            assert DISPATCH_TOKEN not in relay_log
         finally:
             supervised.shutdown()

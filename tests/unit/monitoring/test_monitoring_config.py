@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from monitoring.drift import prometheus_text
+from monitoring.relay import DispatchMetrics
 from pipeline.params import load_params
 from scripts.cd.alerting import render_alertmanager, render_rules
 from scripts.dev.workspace import PROJECT_ROOT
@@ -24,7 +25,7 @@ RULES = MONITORING / "prometheus" / "rules.yml"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "credit-risk.json"
 # BentoML's own series (checked against a live server in tests/integration/test_serving.py).
 BENTOML_SERIES = {"bentoml_service_request_total", "bentoml_service_request_duration_seconds"}
-METRIC = re.compile(r"\b((?:credit_risk|bentoml)_[a-z0-9_]+)")
+METRIC = re.compile(r"\b((?:credit_risk|bentoml|gitops_relay)_[a-z0-9_]+)")
 
 
 def promtool(*args: str, cwd: Path = MONITORING / "prometheus") -> subprocess.CompletedProcess[str]:
@@ -34,7 +35,7 @@ def promtool(*args: str, cwd: Path = MONITORING / "prometheus") -> subprocess.Co
 
 
 def known_series() -> set[str]:
-    """Every series name the service, BentoML and the drift job export (histogram parts too)."""
+    """Every series the service, BentoML, the drift job and the relay export (with parts)."""
     import prometheus_client
 
     import bentos.service  # noqa: F401  (registers the service's metrics)
@@ -55,6 +56,11 @@ def known_series() -> set[str]:
         if line and not line.startswith("#")
     }
     names |= BENTOML_SERIES
+    names |= {
+        line.split("{")[0].split(" ")[0]
+        for line in DispatchMetrics().render().splitlines()
+        if line and not line.startswith("#")
+    }
     expanded = set()
     for name in names:
         expanded |= {name, f"{name}_total", f"{name}_bucket", f"{name}_sum", f"{name}_count"}
@@ -90,6 +96,7 @@ def test_rule_unit_tests_pass_and_cover_every_alert() -> None:
         "LowModelConfidence",
         "HighErrorRate",
         "ChallengerWorseThanChampion",
+        "RetrainingDispatchRefused",
     }
 
 
@@ -169,6 +176,27 @@ def test_alertmanager_configs_pass_amtool_and_route_retrain_alerts_to_the_relay(
     broken = tmp_path / "broken.yml"
     broken.write_text(render_alertmanager(9095, "1s").replace("retrain-relay", "x", 1))
     assert amtool(broken).returncode != 0  # a route to an undefined receiver is refused
+
+
+def test_the_refused_dispatch_alert_never_routes_to_the_relay_it_is_about(
+    tmp_path: Path,
+) -> None:
+    rule = next(
+        rule
+        for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if rule["alert"] == "RetrainingDispatchRefused"
+    )
+    labels = [f"{name}={value}" for name, value in rule["labels"].items()]
+    rendered = tmp_path / "alertmanager.yml"
+    rendered.write_text(render_alertmanager(9095, "1s"), encoding="utf-8")
+    result = subprocess.run(
+        ["amtool", "config", "routes", "test", f"--config.file={rendered}", *labels],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.strip() == "alertmanager-only", (result.stdout, result.stderr)
 
 
 def test_alert_thresholds_and_persistence_match_the_params() -> None:

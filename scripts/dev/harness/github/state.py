@@ -107,15 +107,15 @@ class Record:
         """Every push the origin accepted, oldest first."""
         return self._read("pushes.jsonl")
 
-    def log_dispatch(self, event_type: str, payload: Mapping[str, Any], by: str) -> None:
-        """One accepted ``repository_dispatch``."""
+    def log_dispatch(self, workflow: str, ref: str, inputs: Mapping[str, Any], by: str) -> None:
+        """One accepted workflow dispatch: the workflow file, the ref it runs on, its inputs."""
         self._append(
             "dispatches.jsonl",
-            {"event_type": event_type, "client_payload": dict(payload), "token": by},
+            {"workflow": workflow, "ref": ref, "inputs": dict(inputs), "token": by},
         )
 
     def dispatches(self) -> list[dict[str, Any]]:
-        """Every accepted ``repository_dispatch``, oldest first."""
+        """Every accepted workflow dispatch, oldest first."""
         return self._read("dispatches.jsonl")
 
     # Checks on commits.

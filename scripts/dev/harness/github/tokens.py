@@ -29,13 +29,28 @@ WORKFLOW_TOKEN = "act-sandbox-token"
 READ_ONLY_TOKEN = "act-sandbox-read-only-token"
 # What actions/create-github-app-token's stand-in outputs: the App's installation token.
 APP_TOKEN = "act-sandbox-app-token"
-# What the deploy runner gives the retraining relay (a file): a token the API knows as an App's.
+# What the deploy runner gives the retraining relay (a file): a fine-grained token with
+# Actions: read and write on this repository only (README, "Alert-triggered retraining").
 DISPATCH_TOKEN = "act-sandbox-dispatch-token"
+# A fine-grained token with Contents: write only (what the relay needed before #21).
+CONTENTS_TOKEN = "act-sandbox-contents-token"
+# A token GitHub knew but that expired or was revoked: refused as an unknown one (401).
+EXPIRED_TOKEN = "act-sandbox-expired-token"
+EXPIRED = "expired"
+# Fine-grained personal access tokens: the repository permissions each kind holds (GitHub
+# docs, "Permissions required for fine-grained personal access tokens"; Metadata: read comes
+# with every one).
+FINE_GRAINED: Mapping[str, Mapping[str, str]] = {
+    "fine-grained-actions": {"actions": "write", "metadata": "read"},
+    "fine-grained-contents": {"contents": "write", "metadata": "read"},
+}
 KINDS: Mapping[str, str] = {
     WORKFLOW_TOKEN: "workflow",
     READ_ONLY_TOKEN: "read-only",
     APP_TOKEN: "app",
-    DISPATCH_TOKEN: "app",
+    DISPATCH_TOKEN: "fine-grained-actions",
+    CONTENTS_TOKEN: "fine-grained-contents",
+    EXPIRED_TOKEN: EXPIRED,
 }
 # The App's installation permissions (README, "GitHub App"): what its token may write.
 APP_SCOPES: Mapping[str, str] = {"contents": "write", "pull-requests": "write", "actions": "read"}
@@ -81,11 +96,11 @@ def allowed(kind: str, scope: str, level: str, scopes: Mapping[str, str] | None 
         level: ``read`` or ``write``.
         scopes: The job's permissions, for a ``workflow`` token (None: not known, allowed).
     """
-    if kind == "none":
+    if kind in ("none", EXPIRED):
         return False
     if kind == "read-only":
         return level == "read"
-    held = APP_SCOPES if kind == "app" else scopes
+    held = APP_SCOPES if kind == "app" else FINE_GRAINED.get(kind, scopes)
     if held is None:
         return True
     # A comment on a pull request is an issue comment: either scope may write it.

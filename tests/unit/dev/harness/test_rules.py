@@ -171,12 +171,18 @@ def test_one_token_rule_for_kinds_and_scopes() -> None:
     assert not allowed("read-only", "issues", "write")
     assert allowed("app", "contents", "write")
     assert not allowed("none", "contents", "read")
+    # The relay's fine-grained token starts workflows and nothing else (#21).
+    assert allowed("fine-grained-actions", "actions", "write")
+    assert not allowed("fine-grained-actions", "contents", "write")
+    assert not allowed("fine-grained-actions", "pull-requests", "write")
+    assert not allowed("expired", "actions", "read")
 
 
 def test_job_permissions_are_read_per_job() -> None:
     scopes = job_scopes(WORKFLOWS / "release.yml")
     assert scopes["image"] == {"contents": "read", "packages": "write"}
-    assert scopes["staging"] == {"contents": "read"}  # the workflow's default
+    assert scopes["staging"] == {"contents": "read", "id-token": "write"}  # OIDC
+    assert scopes["approve"] == {}  # permissions: {}
 
 
 def test_a_push_needs_contents_write_in_the_pushing_jobs_scopes(
