@@ -112,21 +112,50 @@ repro: install ## Pull what the remote has (outputs and run-cache), reproduce th
 	dvc pull --run-cache --allow-missing
 	dvc repro --pull
 
+# Two trust levels in one bucket (docs/storage-trust.md): the default remote holds main's
+# results and only the release role's keys write it; a pull request's job writes the `pr`
+# remote (the default's URL + /pr, configured in .dvc/config.local) and nothing else.
 .PHONY: ci-repro
-ci-repro: repro ## CI: `make repro`, then push outputs and the run-cache for later runs and main
+ci-repro: install ## CI, a pull request: main's results and the PR remote's; push to the PR remote only
+	python -m scripts.storage check
+	python -m scripts.storage pr-remote
+	dvc pull --run-cache --allow-missing
+	dvc pull -r pr --allow-missing
+	python -m scripts.storage repro --pull-from pr
+	dvc push -r pr --run-cache
+
+# Never the PR remote's run-cache (its entries are a pull request's word, unverifiable);
+# only the objects main's dvc.lock names, hashed on arrival (verify = true).
+.PHONY: release-repro
+release-repro: install ## Release (main): main's results, the rest of dvc.lock from the PR remote (verified); push to the default remote
+	python -m scripts.storage check
+	python -m scripts.storage pr-remote
+	dvc pull --run-cache --allow-missing
+	dvc pull -r pr --allow-missing
+	dvc repro --pull
 	dvc push --run-cache
 
 .PHONY: repro-offline
 repro-offline: install ## Reproduce without the DVC remote (a fork's PR: no storage credentials)
 	dvc repro
 
-BRANCH ?=
-.PHONY: commit-lock
-commit-lock: ## CI: commit dvc.lock and the metrics to BRANCH (the PR's own) when repro changed them
-	python3 -m scripts.gitops commit --branch "$(BRANCH)" --report reports/pr_report.md $(LOCKED)
+.PHONY: lock-changes
+lock-changes: ## CI (train.yml): say in the report whether repro changed dvc.lock and the metrics
+	python3 -m scripts.gitops lock-changes --report reports/pr_report.md $(LOCKED)
+
+# lock.yml (main's code): the event's fields come from the environment, never make's command
+# line (a branch name is text a pull request chose).
+.PHONY: lock-commit
+lock-commit: ## CI (lock.yml): commit the lock artifact in LOCK_ARTIFACT to HEAD_BRANCH if at HEAD_SHA
+	python3 -m scripts.gitops lock --run-artifact "$$LOCK_ARTIFACT" --branch "$$HEAD_BRANCH" --sha "$$HEAD_SHA" $(LOCKED)
 
 .PHONY: sync-lock
-sync-lock: repro ## After CI trained a PR: restore its results from the run-cache (no retraining)
+sync-lock: install ## After CI trained a PR: restore its results from the PR remote's run-cache (no retraining)
+	python -m scripts.storage check
+	python -m scripts.storage pr-remote
+	dvc pull --run-cache --allow-missing
+	dvc pull -r pr --allow-missing
+	python -m scripts.storage repro --pull-from pr
 	@git status --short -- $(LOCKED)
 	@echo "Commit these files: git add $(LOCKED) && git commit -m 'dvc.lock from CI'"
 
@@ -232,7 +261,7 @@ DRIFT_WINDOW ?=
 PUSHGATEWAY ?=
 WINDOW ?= $(shell date -u +%Y-%m-%d)
 
-# DRIFT_END (environment, e.g. from an alert's repository_dispatch): the judged window ends
+# DRIFT_END (environment, e.g. from an alert's workflow_dispatch input): the judged window ends
 # there instead of now; it reaches the shell as a variable, never as make text.
 .PHONY: drift
 drift: install ## Drift job: window vs training split (reports/drift/); exit 0 no drift or drift, 2 could not run
@@ -277,10 +306,11 @@ system-deps: ## Install the Debian packages the tests start (nginx, prometheus, 
 	else echo "system-deps: $(SYSTEM_PACKAGES) already installed"; fi
 
 .PHONY: lint-workflows
-lint-workflows: install ## Lint the workflows and actions: check-jsonschema and zizmor (offline)
+lint-workflows: install ## Lint the workflows and actions: check-jsonschema and zizmor, default and auditor personas (offline)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml .github/act/actions/*/action.yml
 	$(BIN)/zizmor --offline --no-progress --config .github/zizmor.yml .github
+	$(BIN)/zizmor --offline --no-progress --persona auditor --config .github/zizmor.yml .github
 
 # Run the real workflow files with nektos/act in a temporary clone (see scripts/dev/harness/).
 ACT_ARGS ?=

@@ -9,8 +9,12 @@ auto-merged PR where protection refuses the push (:func:`scripts.ci.github.propo
 Nothing changed: nothing is committed, exit 0; an open PR already holding the change gets
 no new commit.
 
-``commit --branch B [--report F] PATH...`` commits changed files to a PR's own branch
-(train.yml's lock, :func:`scripts.ci.github.commit_to_branch`), noting it in the report F.
+``lock-changes --report F PATH...`` (train.yml, ``make lock-changes``) says in the report F
+whether ``dvc repro`` rewrote the locked PATHs and hands the run's ``lock`` artifact its
+paths (step outputs ``changed``, ``paths``). ``lock --run-artifact DIR --branch B --sha S
+PATH...`` (lock.yml, main's code, ``make lock-commit``) commits that artifact to the PR's
+branch B when its head is still S, refusing any file outside the locked PATHs
+(:func:`scripts.ci.github.commit_lock`).
 ``pending [--prefix gitops/]`` exits 1 while a PR from such a branch is open;
 ``release-states --env E --out DIR`` writes E's state file of each open release PR to
 ``DIR/<number>/E.yaml`` (what ``make reconcile`` keeps running while its PR is open).
@@ -26,14 +30,19 @@ from pathlib import Path
 
 from pipeline.exit_codes import ExitCode
 from scripts.ci.github import (
+    BranchMoved,
     GitHubContext,
     GitHubError,
-    commit_to_branch,
+    LockRefused,
+    commit_lock,
+    lock_changes,
     open_pr_from_prefix,
     propose,
     repository,
     save_release_states,
 )
+
+WHAT = "dvc.lock and the metrics"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,14 +73,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     states.add_argument("--env", required=True)
     states.add_argument("--out", type=Path, required=True)
-    commit = commands.add_parser("commit", help="commit files to a PR's own branch")
-    commit.add_argument("paths", type=Path, nargs="+")
-    commit.add_argument("--branch", required=True)
-    commit.add_argument("--what", default="dvc.lock and the metrics")
-    commit.add_argument("--report", type=Path, default=None, help="PR report to append to")
+    changes = commands.add_parser(
+        "lock-changes", help="say whether repro rewrote the locked PATHs (train.yml)"
+    )
+    changes.add_argument("paths", nargs="+")
+    changes.add_argument("--report", type=Path, default=None, help="PR report to append to")
+    lock = commands.add_parser(
+        "lock", help="commit a PR run's lock artifact to its branch (lock.yml, main's code)"
+    )
+    lock.add_argument("paths", nargs="+", help="the locked paths: nothing else is committed")
+    lock.add_argument("--run-artifact", type=Path, required=True)
+    lock.add_argument("--branch", required=True)
+    lock.add_argument("--sha", required=True, help="the head commit the run trained")
     args = parser.parse_args(argv)
-    if args.command == "commit":
-        return commit_files(args.paths, args.branch, args.what, args.report)
+    if args.command == "lock-changes":
+        return note_lock_changes(args.paths, args.report, context)
+    if args.command == "lock":
+        return commit_run_lock(args.run_artifact, args.paths, args.branch, args.sha, context)
     if args.command == "pending":
         return refuse_while_pending(context, args.prefix)
     if args.command == "release-states":
@@ -109,18 +127,50 @@ def refuse_while_pending(context: GitHubContext, prefix: str) -> int:
     return ExitCode.OK
 
 
-def commit_files(paths: list[Path], branch: str, what: str, report: Path | None) -> int:
-    """The ``commit`` subcommand: exit 1 with the reason when it cannot commit."""
-    try:
-        sentence, _ = commit_to_branch(paths, branch, what)
-    except (GitHubError, OSError) as error:
-        print(f"gitops: {error}", file=sys.stderr)
-        return ExitCode.FOUND_PROBLEM
+def note_lock_changes(paths: list[str], report: Path | None, context: GitHubContext) -> int:
+    """The ``lock-changes`` subcommand: a line in the report, the step's outputs; exit 0."""
+    changed = lock_changes(paths)
+    if changed:
+        sentence = (
+            f"repro changed {WHAT} ({len(changed)} file(s)): they are this run's `lock` "
+            "artifact, which lock.yml commits to a branch of this repository (the run for "
+            "that commit reproduces nothing); otherwise run `make sync-lock`, commit, push."
+        )
+    else:
+        sentence = f"{WHAT} match this commit: nothing to commit."
     print(f"gitops: {sentence}")
     if report is not None and report.is_file():
         with report.open("a", encoding="utf-8") as handle:
             handle.write(f"\n**dvc.lock:** {sentence}\n")
+    if context.output:
+        with open(context.output, "a", encoding="utf-8") as handle:
+            listed = "\n".join(paths)
+            handle.write(f"changed={str(bool(changed)).lower()}\n")
+            handle.write(f"paths<<GITOPS_PATHS\n{listed}\nGITOPS_PATHS\n")
     return ExitCode.OK
+
+
+def commit_run_lock(
+    artifact: Path, paths: list[str], branch: str, sha: str, context: GitHubContext
+) -> int:
+    """The ``lock`` subcommand: exit 1 when it refuses or cannot commit, 0 otherwise.
+
+    A branch that moved past ``sha`` is no failure: the newer push's own run locks it.
+    """
+    code = ExitCode.OK
+    try:
+        sentence, _ = commit_lock(artifact, paths, branch, sha, WHAT)
+    except BranchMoved as moved:
+        sentence = f"not committing: {moved}"
+    except LockRefused as refused:
+        sentence, code = f"refusing the run's lock artifact: {refused}", ExitCode.FOUND_PROBLEM
+    except (GitHubError, OSError) as error:
+        sentence, code = str(error), ExitCode.FOUND_PROBLEM
+    print(f"gitops: {sentence}", file=sys.stderr if code else sys.stdout)
+    if context.step_summary:
+        with open(context.step_summary, "a", encoding="utf-8") as handle:
+            handle.write(f"**dvc.lock:** {sentence}\n")
+    return code
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 * :func:`open_pr`: a pull request from a pushed branch unless one is open for it already
   (``gh`` only: CML's ``pr create`` commits and pushes by itself).
 * :func:`propose`: commit changed files, then push them to main or to a branch with a PR.
-* :func:`commit_to_branch`: commit changed files to a PR's own branch (train.yml's lock).
+* :func:`commit_lock`: commit a pull request run's ``lock`` artifact to its branch
+  (lock.yml, main's code: only the locked paths, only on the head the run trained).
 
 Both backends write CML's watermark (``![](https://cml.dev/watermark.png#<sha> "CML
 watermark <title>")``, iterative/cml ``src/watermark.js``) and find a comment by it, so a
@@ -25,9 +26,10 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 DEFAULT_WATERMARK = "gitops-ml model report"
 
@@ -46,6 +48,7 @@ class GitHubContext:
             instead of opening a pull request (``pr``, the default).
         token_kind: ``GITOPS_ML_RETRAIN_TOKEN_KIND``: ``app`` or ``pat`` when the bot's token
             is one whose pushes and PRs trigger workflows; empty for ``GITHUB_TOKEN``.
+        output: ``GITHUB_OUTPUT``: the step's outputs file, when in a workflow.
     """
 
     repository: str = ""
@@ -55,6 +58,7 @@ class GitHubContext:
     commenter: str = "auto"
     state_push: str = "pr"
     token_kind: str = ""
+    output: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GitHubContext:
@@ -72,6 +76,7 @@ class GitHubContext:
             commenter=env.get("GITOPS_ML_COMMENTER") or "auto",
             state_push=env.get("GITOPS_ML_STATE_PUSH") or "pr",
             token_kind=env.get("GITOPS_ML_RETRAIN_TOKEN_KIND", ""),
+            output=env.get("GITHUB_OUTPUT", ""),
         )
 
     @property
@@ -87,6 +92,14 @@ class GitHubContext:
 
 class GitHubError(RuntimeError):
     """A git, gh or cml call failed; the message names the command and says why."""
+
+
+class LockRefused(GitHubError):
+    """A run's lock artifact holds what a lock commit may not (a file outside the locked paths)."""
+
+
+class BranchMoved(GitHubError):
+    """The branch is no longer at the commit the run trained: a newer push locks itself."""
 
 
 def choose_backend(requested: str) -> str:
@@ -227,8 +240,7 @@ def own_pulls(repo: str, prefix: str, fields: str) -> list[dict[str, object]]:
     return [
         pull
         for pull in pulls
-        if str(pull.get("headRefName", "")).startswith(prefix)
-        and not pull.get("isCrossRepository")
+        if str(pull.get("headRefName", "")).startswith(prefix) and not pull.get("isCrossRepository")
     ]
 
 
@@ -311,13 +323,16 @@ PROTECTION_REFUSALS = ("GH006", "GH013")
 BOT = ("gitops-ml-bot", "gitops-ml-bot@users.noreply.github.com")
 
 
-def git(*args: str) -> str:
-    """Run git; its stdout.
+def git(*args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run git (with ``env`` added to this process's environment); its stdout.
 
     Raises:
         GitHubError: With git's message on failure.
     """
-    result = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    environ = {**os.environ, **env} if env else None
+    result = subprocess.run(
+        ["git", *args], capture_output=True, text=True, check=False, env=environ
+    )
     if result.returncode != 0:
         raise GitHubError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout.strip()
@@ -398,27 +413,133 @@ def scoped_git(*args: str) -> str:
     return git(*options, *args)
 
 
-def commit_to_branch(paths: Sequence[Path], branch: str, what: str) -> tuple[str, str | None]:
-    """Commit ``paths`` (when changed) and push the commit to ``branch``.
+def lock_changes(paths: Sequence[str]) -> list[str]:
+    """``git status`` of ``paths``: one line per file `dvc repro` rewrote (empty: none)."""
+    return git("status", "--porcelain", "--", *paths).splitlines()
 
-    Returns:
-        A sentence for the PR report, and the new commit's short sha (None: nothing changed).
+
+def lock_refusals(files: Sequence[str], locked: Sequence[str]) -> list[str]:
+    """Why each of ``files`` (paths in the repository) may not go into a lock commit.
+
+    A file must be one of the ``locked`` paths or lie under one of them (a folder such as
+    ``reports/plots``): whatever a pull request's run uploaded, nothing else (the
+    Makefile, a workflow) reaches its branch through the App's token.
+    """
+    named = ", ".join(locked)
+    refusals = []
+    for name in files:
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or ".." in parts or ".git" in parts:
+            refusals.append(f"{name}: not a path inside the repository's tree")
+        elif not any(name == path or name.startswith(f"{path.rstrip('/')}/") for path in locked):
+            refusals.append(f"{name}: not one of the locked paths ({named})")
+    return refusals
+
+
+def lock_files(artifact: Path, locked: Sequence[str]) -> dict[str, Path]:
+    """The artifact's files by their path in the repository, all of them allowed.
 
     Raises:
-        GitHubError: When the previous commit was this function's own and the files changed
-            again: the pipeline is not reproducible, and another commit would start another
-            run, and so on.
+        LockRefused: Naming every file outside the locked paths, every link or other
+            entry that is not a plain file, or an artifact with no file at all.
     """
-    if not git("status", "--porcelain", "--", *map(str, paths)):
-        return f"{what} match this commit: nothing to commit.", None
-    if LOCK_TRAILER in git("log", "-1", "--format=%B"):
+    if not artifact.is_dir():
+        raise LockRefused(f"{artifact}: no such folder (the downloaded lock artifact)")
+    entries = sorted(p for p in artifact.rglob("*") if p.is_symlink() or not p.is_dir())
+    files = {p.relative_to(artifact).as_posix(): p for p in entries}
+    refusals = lock_refusals(list(files), locked)
+    refusals += [f"{name}: a link, not a file" for name, p in files.items() if p.is_symlink()]
+    refusals += [
+        f"{name}: not a plain file"
+        for name, p in files.items()
+        if not p.is_symlink() and not p.is_file()
+    ]
+    if not files:
+        refusals.append(f"{artifact}: the artifact holds no file")
+    if refusals:
+        raise LockRefused("; ".join(refusals))
+    return files
+
+
+def _lock_tree(head: str, files: Mapping[str, Path], folders: Sequence[str]) -> str:
+    """The tree of ``head`` with ``files`` written in; a locked folder is replaced whole.
+
+    Built in an index of its own: nothing of the branch is checked out, no code of it runs.
+    A file's mode stays what ``head`` has (artifacts keep none), else a plain file.
+    """
+    listed = git("ls-tree", "-r", head, "--", *files, *folders).splitlines()
+    modes = {line.split("\t", 1)[1]: line.split()[0] for line in listed}
+    stale = [
+        name
+        for name in modes
+        if name not in files and any(name.startswith(f"{folder}/") for folder in folders)
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        git("read-tree", head, env=index)
+        if stale:
+            git("update-index", "--force-remove", "--", *stale, env=index)
+        for name, path in files.items():
+            blob = git("hash-object", "-w", f"--path={name}", str(path))
+            mode = modes.get(name, "100644")
+            git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{name}", env=index)
+        return git("write-tree", env=index)
+
+
+def commit_lock(
+    artifact: Path,
+    locked: Sequence[str],
+    branch: str,
+    sha: str,
+    what: str,
+    base: str = "main",
+) -> tuple[str, str | None]:
+    """Commit a pull request run's lock artifact on ``branch`` at ``sha`` and push it.
+
+    lock.yml runs this from main's checkout with the App's token. The artifact is data
+    from the pull request's run, never code that runs here: every file must be one of the
+    ``locked`` paths (:func:`lock_files`), and the commit is built from the branch head's
+    tree in an index of its own (:func:`_lock_tree`). The push is not forced: a branch
+    that moved meanwhile refuses it.
+
+    Returns:
+        A sentence for the job summary, and the new commit's short sha (None: nothing
+        committed).
+
+    Raises:
+        LockRefused: A file outside the locked paths, the default branch, or not a
+            commit sha: nothing is pushed.
+        BranchMoved: ``branch`` is no longer at ``sha`` (a newer push, whose run locks it).
+        GitHubError: When ``sha`` was CI's own lock commit and the files changed again: the
+            pipeline is not reproducible, and another commit would start another run, and
+            so on; or when git fails.
+    """
+    files = lock_files(artifact, locked)
+    if not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise LockRefused(f"--sha: expected the 40-hex commit the run trained, got {sha!r}")
+    named = subprocess.run(["git", "check-ref-format", f"refs/heads/{branch}"], check=False)
+    if branch == base or named.returncode != 0:
+        raise LockRefused(f"--branch: expected a pull request's own branch, got {branch!r}")
+    scoped_git("fetch", "-q", "--depth=1", "origin", f"refs/heads/{branch}")
+    head = git("rev-parse", "FETCH_HEAD")
+    if head != sha:
+        raise BranchMoved(
+            f"`{branch}` is at {head[:7]}, not at {sha[:7]} that the run trained: a newer "
+            "push, whose own run locks it; nothing committed"
+        )
+    folders = [path.rstrip("/") for path in locked if (artifact / path).is_dir()]
+    tree = _lock_tree(head, files, folders)
+    if tree == git("rev-parse", f"{head}^{{tree}}"):
+        return f"{what} match `{branch}` at {head[:7]}: nothing to commit.", None
+    if LOCK_TRAILER in git("log", "-1", "--format=%B", head):
         raise GitHubError(
             f"{what} changed again right after CI committed them: the pipeline does not "
             "reproduce byte for byte (see `dvc status`); not committing again"
         )
-    git("add", "--", *map(str, paths))
     message = f"{what} from CI\n\n{LOCK_TRAILER}"
-    git("-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}", "commit", "-q", "-m", message)
-    sha = git("rev-parse", "--short=7", "HEAD")
-    scoped_git("push", "-q", "origin", f"HEAD:refs/heads/{branch}")
-    return f"CI committed {what} to `{branch}` as {sha}; the run for it reproduces nothing.", sha
+    identity = ["-c", f"user.name={BOT[0]}", "-c", f"user.email={BOT[1]}"]
+    commit = git(*identity, "commit-tree", tree, "-p", head, "-m", message)
+    scoped_git("push", "-q", "origin", f"{commit}:refs/heads/{branch}")
+    short = commit[:7]
+    sentence = f"CI committed {what} to `{branch}` as {short}; the run for it reproduces nothing."
+    return sentence, short

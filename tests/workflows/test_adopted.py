@@ -3,7 +3,7 @@
 One scenario per defect that kept the loop from being green, hands-free and safe in an
 adopter's repository (issue #19's list). Each failed for the reason its docstring states,
 marked ``xfail(strict=True)`` naming the issue that fixes it; that issue removed the mark
-(#20: scenarios 1-8; #21: 9 and 10 are still marked). Where the defect is a property of the
+(#20: scenarios 1-8; #21: 9 and 10). Where the defect is a property of the
 workflow files under GitHub's rules (who is cancelled, which events start what, how many
 approvals a release takes), the scenario asks the harness's pure models
 (:mod:`scripts.dev.harness.concurrency`, :mod:`scripts.dev.harness.workflows`) about the
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from scripts.dev.harness.concurrency import Group
-from scripts.dev.harness.github.environments import run_secrets
+from scripts.dev.harness.github.environments import branch_refusal, run_secrets
 from scripts.dev.harness.github.tokens import APP_TOKEN
 from scripts.dev.harness.sandbox import Sandbox, adopt, create_sandbox
 from scripts.dev.harness.workflows import (
@@ -38,7 +38,7 @@ from scripts.dev.harness.workflows import (
     triggered_workflows,
 )
 from scripts.dev.s3 import S3Endpoint, s3_server
-from tests.helpers import defect, scenario
+from tests.helpers import defect
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
 
@@ -48,7 +48,7 @@ MODEL_CHANGE = ["dvc.lock", "metrics.json", "params.yaml"]
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Endpoint]:
-    with s3_server("adopted-bucket") as endpoint:
+    with s3_server("adopted-bucket", iam=True) as endpoint:
         yield endpoint
 
 
@@ -59,7 +59,7 @@ def adopted(tmp_path_factory: pytest.TempPathFactory, s3: S3Endpoint) -> Sandbox
     S3 storage, main protected by the required checks with no bypass actor, production
     behind a reviewer, auto-merge allowed.
     """
-    return adopt(create_sandbox(tmp_path_factory.mktemp("adopted"), s3=s3))
+    return adopt(create_sandbox(tmp_path_factory.mktemp("adopted"), s3=s3), s3=s3)
 
 
 def workflow(sandbox: Sandbox, name: str) -> Path:
@@ -274,57 +274,83 @@ def test_scenario_7_a_state_change_reaches_main_under_branch_protection(
     defect(not landed, f"exit {result.returncode}: {result.stderr.strip()[-400:]}")
 
 
-@scenario(21, "a pull request's job can overwrite the archived Bentos releases deploy")
 def test_scenario_9_a_pr_job_cannot_write_the_store_releases_trust(
     adopted: Sandbox, s3: S3Endpoint
 ) -> None:
     """What a pull request's job can do to the store releases and rollbacks read.
 
-    train.yml's jobs on a pull request get the AWS keys as repository secrets; with the
-    keys such a run receives, a write to the archived Bentos a rollback deploys succeeds.
-    (No workflow runs here: the keys are what the harness gives that run. moto accepts any
-    key; a fix with a prefix-limited PR key needs moto's IAM enforcement, issue #21.)
+    The keys a pull_request run of train.yml receives (its jobs' environments, GitHub's
+    branch policies applied to ``refs/pull/N/merge``) against the IAM-enforcing S3
+    endpoint: they may write the PR prefix, and get 403 on the archived Bentos a rollback
+    deploys and on main's content-addressed objects. Before #21 they were the repository's
+    keys, and moto accepted any key.
     """
     path = workflow(adopted, "train.yml")
-    targeted = {env for spec in load(path)["jobs"].values() for env in job_environments(spec)}
+    ref = "refs/pull/41/merge"
+    targeted = {
+        env
+        for spec in load(path)["jobs"].values()
+        for env in job_environments(spec)
+        if env not in adopted.environments
+        or branch_refusal(env, adopted.environments[env], ref) is None
+    }
     secrets = run_secrets(adopted.secrets, adopted.environments, targeted)
     keys = {k: v for k, v in secrets.items() if k.startswith("AWS_")}
-    if not keys:
-        return  # no credentials for the store at all: nothing to write with
+    assert keys, "a PR's run gets no storage keys at all: it could not train"
     import s3fs
 
     fs = s3fs.S3FileSystem(
         key=keys.get("AWS_ACCESS_KEY_ID"),
         secret=keys.get("AWS_SECRET_ACCESS_KEY"),
         client_kwargs={"endpoint_url": s3.url, "region_name": "us-east-1"},
+        skip_instance_cache=True,
     )
-    target = f"{s3.bucket}/dvc-{adopted.root.name}/bentos/credit_risk/champion.bento"
-    try:
-        fs.pipe(target, b"a PR's own archive")
-    except PermissionError:
-        return
-    defect(True, f"a PR's keys wrote s3://{target}")
+    prefix = f"{s3.bucket}/dvc-{adopted.root.name}"
+    fs.pipe(f"{prefix}/pr/files/md5/00/a-pr-result", b"a PR's own result")
+    assert fs.cat(f"{prefix}/pr/files/md5/00/a-pr-result") == b"a PR's own result"
+    written = []
+    for target in (f"{prefix}/bentos/credit_risk/champion.bento", f"{prefix}/files/md5/00/main"):
+        try:
+            fs.pipe(target, b"a PR's own archive")
+        except PermissionError:
+            continue
+        written.append(target)
+    defect(bool(written), f"a PR's keys wrote {', '.join(f's3://{t}' for t in written)}")
 
 
-@scenario(21, "a PR that edits its workflow runs on the deploy runner with secrets in reach")
 def test_scenario_10_a_pr_editing_its_workflow_gets_no_secret_on_the_deploy_runner(
     adopted: Sandbox,
 ) -> None:
     """A PR that edits its own workflow to reach the deploy runner.
 
-    pull_request runs the PR's merge commit's workflow files: a branch adds a job on
-    the deploy runner, and its step sees the App's private key (a repository secret).
+    pull_request runs the PR's merge commit's workflow files: a branch adds a job on the
+    deploy runner. Its step must see no production secret (the App's key lives in
+    environments only main may use) and its deploy step must refuse to run
+    (scripts/cd/guard.py); before #21 the App's key was a repository secret in reach.
     """
     adopted.git("checkout", "-q", "-B", "edit-workflow", "main")
     path = workflow(adopted, "train.yml")
     document = load(path)
+    checkout = next(
+        step["uses"]
+        for spec in document["jobs"].values()
+        for step in spec["steps"]
+        if str(step.get("uses", "")).startswith("actions/checkout@")
+    )
     document["jobs"]["reach"] = {
         "runs-on": ["self-hosted", "deploy"],
         "steps": [
             {
                 "env": {"KEY": "${{ secrets.GITOPS_APP_KEY }}"},
                 "run": 'echo "secret check: ${KEY:+in reach}${KEY:-absent} on $GITOPS_ML_MACHINE"',
-            }
+            },
+            {"uses": checkout, "with": {"persist-credentials": False}},
+            {"uses": "./.github/actions/setup"},
+            {
+                # (The outcome is built at run time: act's log echoes the command's text.)
+                "run": "if make deploy DEPLOY_ENV=production BENTO_FILE=dist/none.bento; "
+                'then echo "deploy step: $(echo ran)"; else echo "deploy step: exit $?"; fi'
+            },
         ],
     }
     document.pop(True, None)
@@ -337,8 +363,13 @@ def test_scenario_10_a_pr_editing_its_workflow_gets_no_secret_on_the_deploy_runn
     finally:
         adopted.git("checkout", "-q", "main")
     output = run.output("reach")
-    ran_there = run.jobs.get("reach") is not None and "secret check:" in output
-    defect(ran_there and "secret check: in reach" in output, output[-600:])
+    assert "secret check:" in output, output[-2000:]  # the job ran on the deploy runner
+    assert "deploy step:" in output, output[-2000:]
+    defect("secret check: in reach" in output, output[-600:])
+    defect("deploy step: ran" in output, output[-600:])
+    assert "refusing to release production from a pull_request run on refs/pull/40/merge" in (
+        output
+    ), output[-2000:]
 
 
 def test_the_adopted_profile_refuses_a_push_without_the_required_checks(

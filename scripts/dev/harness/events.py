@@ -6,22 +6,31 @@ a service sends.
 Which workflows an event starts follows their ``on:`` filters
 (:func:`~scripts.dev.harness.workflows.triggered_workflows`); an event made with a run's
 ``GITHUB_TOKEN`` starts none (GitHub docs, "Triggering a workflow from a workflow"), one made
-by a person, an App or a PAT does (:meth:`Events.follow_up`).
+by a person, an App or a PAT does (:meth:`Events.follow_up`). A run that completes starts
+the default branch's ``workflow_run`` listeners of its workflow (:meth:`Events.complete_run`).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from scripts.dev.harness.github.hooks import refusal
-from scripts.dev.harness.github.tokens import APP_TOKEN, WORKFLOW_TOKEN
+from scripts.dev.harness.github.tokens import APP_TOKEN, REPOSITORY, WORKFLOW_TOKEN
 from scripts.dev.harness.runs import ActRun, Runs
 from scripts.dev.harness.workflows import triggered_workflows
 
 # How many rounds of events made by workflow runs the dispatcher follows.
 MAX_FOLLOW_UPS = 5
+# ``github.event.sender``: who caused the event, a person or the App's bot (its pushes and
+# PRs); Dependabot is a bot whose runs get no secrets (Runs.act).
+PERSON = {"login": "developer", "type": "User"}
+APP_BOT = {"login": "gitops-ml-app[bot]", "type": "Bot"}
+DEPENDABOT = {"login": "dependabot[bot]", "type": "Bot"}
+SENDERS = {"person": PERSON, "app": APP_BOT}
 
 
 class Events(Runs):
@@ -39,13 +48,14 @@ class Events(Runs):
             if push["by"] in {"workflow", "read-only"}:
                 continue
             branch = push["ref"].removeprefix("refs/heads/")
+            sender = SENDERS.get(push["by"], PERSON)
             if branch != base:
                 # A push to an open PR's branch: GitHub runs its pull_request workflows.
                 number = self.open_pull_request_number(branch)
                 if number is not None:
                     self.git("fetch", "-q", "origin")
                     self.git("checkout", "-q", "-B", branch, f"origin/{branch}")
-                    runs += self._pull_request_runs(branch, number, base)
+                    runs += self._pull_request_runs(branch, number, base, sender)
                 continue
             self.git("fetch", "-q", "origin")
             self.git("checkout", "-q", base)
@@ -53,7 +63,7 @@ class Events(Runs):
             changed = self.changed_files(push["before"], push["after"])
             names = triggered_workflows(self.work, "push", changed, base)
             runs += [
-                self.act("push", name, before=push["before"])
+                self.act("push", name, before=push["before"], sender=sender)
                 for name in names
                 if name not in self.skip
             ]
@@ -62,19 +72,76 @@ class Events(Runs):
                 continue
             self.git("fetch", "-q", "origin")
             self.git("checkout", "-q", "-B", pull["head"], f"origin/{pull['head']}")
-            runs += self._pull_request_runs(pull["head"], int(pull["number"]), pull["base"])
+            sender = SENDERS.get(pull.get("token", ""), APP_BOT)
+            runs += self._pull_request_runs(pull["head"], int(pull["number"]), pull["base"], sender)
         return runs
 
+    def complete_run(self, run: ActRun) -> list[ActRun]:
+        """GitHub's ``workflow_run`` event for a run that completed: the runs it starts.
+
+        Every workflow of the default branch's latest commit whose ``on: workflow_run``
+        names the run's workflow (its ``name:``) and whose ``branches`` match the run's
+        head branch runs with main's definition and commit, ``GITHUB_REF`` the default
+        branch (GitHub docs, "Events that trigger workflows": workflow_run), the completed
+        run in its payload. The workflow files of a pull request never decide this.
+        """
+        if not run.details:
+            return []
+        self.git("fetch", "-q", "origin")
+        main = self.default_branch_workflows()
+        names = triggered_workflows(
+            main, "workflow_run", [run.details["name"]], run.details["head_branch"]
+        )
+        return [
+            self.act("workflow_run", name, workflow_run=run.workflow_run())
+            for name in names
+            if name not in self.skip
+        ]
+
+    def default_branch_workflows(self) -> Path:
+        """The workflow files of origin's main, copied to a folder (a root to read them from)."""
+        root = self.root / "logs" / "workflows" / "default-branch"
+        folder = root / ".github" / "workflows"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        listed = self.origin_git("ls-tree", "--name-only", "main:.github/workflows/")
+        for name in listed.stdout.split():
+            shown = self.origin_git("show", f"main:.github/workflows/{name}")
+            (folder / name).write_text(shown.stdout, encoding="utf-8")
+        return root
+
+    def event_payload(self, event: str, **fields: Any) -> dict[str, Any]:
+        """A payload in the shape act and our scripts read, with its ``sender``.
+
+        ``workflow_run``: the completed run (``workflow_run``: id, name, event,
+        conclusion, head_branch, head_sha, head_repository), sent by the App that ran it.
+        """
+        if event == "workflow_run":
+            return {
+                "action": "completed",
+                "workflow_run": fields["workflow_run"],
+                "repository": {
+                    "full_name": REPOSITORY,
+                    "name": REPOSITORY.split("/")[1],
+                    "owner": {"login": REPOSITORY.split("/")[0]},
+                    "default_branch": "main",
+                },
+                "sender": fields.get("sender", PERSON),
+            }
+        payload = super().event_payload(event, **fields)
+        payload["sender"] = fields.get("sender", PERSON)
+        return payload
+
     def dispatches(self) -> list[dict[str, Any]]:
-        """Every repository_dispatch the GitHub API stand-in accepted."""
+        """Every workflow dispatch the GitHub API stand-in accepted."""
         return self.state.dispatches()
 
     def deliver_dispatches(self) -> list[ActRun]:
-        """Start what GitHub would for the dispatches made since the last delivery.
+        """Start what GitHub would for the workflow dispatches made since the last delivery.
 
-        Each runs the default branch's workflows whose ``repository_dispatch`` types
-        include its event_type (a dispatch made even with a workflow's GITHUB_TOKEN starts
-        them); then whatever those runs started in turn.
+        Each runs its workflow file as the dispatch's branch has it at its latest commit, as
+        a ``workflow_dispatch`` run with the dispatch's inputs (one made even with a
+        workflow's GITHUB_TOKEN starts it); then whatever those runs started in turn.
         """
 
         def runs() -> list[ActRun]:
@@ -82,19 +149,14 @@ class Events(Runs):
             new = self.dispatches()[self.dispatches_delivered :]
             self.dispatches_delivered += len(new)
             for dispatch in new:
-                names = triggered_workflows(
-                    self.work, "repository_dispatch", [dispatch["event_type"]], "main"
+                if dispatch["workflow"] in self.skip:
+                    continue
+                branch = dispatch["ref"].removeprefix("refs/heads/")
+                self.git("fetch", "-q", "origin")
+                self.git("checkout", "-q", "-B", branch, f"origin/{branch}")
+                started.append(
+                    self.act("workflow_dispatch", dispatch["workflow"], inputs=dispatch["inputs"])
                 )
-                started += [
-                    self.act(
-                        "repository_dispatch",
-                        name,
-                        event_type=dispatch["event_type"],
-                        client_payload=dispatch["client_payload"],
-                    )
-                    for name in names
-                    if name not in self.skip
-                ]
             return started
 
         return self._with_follow_ups(runs)
@@ -114,7 +176,7 @@ class Events(Runs):
         deadline = time.monotonic() + timeout
         while not self.dispatches():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no repository_dispatch within {timeout:.0f} s")
+                raise TimeoutError(f"no workflow dispatch within {timeout:.0f} s")
             time.sleep(0.5)
         return self.dispatches()
 
@@ -146,26 +208,36 @@ class Events(Runs):
 
         return self._with_follow_ups(runs)
 
-    def _pull_request_runs(self, branch: str, number: int, base: str) -> list[ActRun]:
+    def _pull_request_runs(
+        self, branch: str, number: int, base: str, sender: dict[str, str] | None = None
+    ) -> list[ActRun]:
         changed = self.changed_files(f"origin/{base}", branch)
         names = triggered_workflows(self.work, "pull_request", changed, base)
         return [
-            self.act("pull_request", name, number=number, base=base)
+            self.act("pull_request", name, number=number, base=base, sender=sender or PERSON)
             for name in names
             if name not in self.skip
         ]
 
     def _with_follow_ups(self, start: Callable[[], list[ActRun]]) -> list[ActRun]:
+        """``start``'s runs, then round by round what they caused in turn.
+
+        Each round: the ``workflow_run`` listeners of the runs that completed in the round
+        before (:meth:`complete_run`), auto-merges, then the pushes and PRs made since
+        (:meth:`follow_up`), including the listeners' own.
+        """
         seen = (len(self.pushes()), len(self.github()["pulls"]))
         runs = start()
+        completed = list(runs)
         for _ in range(MAX_FOLLOW_UPS):
+            listeners = [started for run in completed for started in self.complete_run(run)]
             self.auto_merge()
             now = (len(self.pushes()), len(self.github()["pulls"]))
-            more = self.follow_up(*seen)
+            completed = [*listeners, *self.follow_up(*seen)]
             seen = now
-            if not more:
+            if not completed:
                 break
-            runs += more
+            runs += completed
         return runs
 
     def auto_merge(self) -> list[int]:

@@ -20,8 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from scripts.dev.harness.errors import ActError
-from scripts.dev.harness.github.environments import branch_refusal, run_secrets
-from scripts.dev.harness.github.tokens import READ_ONLY_TOKEN, REPOSITORY, WORKFLOW_TOKEN, scopes_of
+from scripts.dev.harness.github.environments import branch_refusal, run_secrets, run_variables
+from scripts.dev.harness.github.tokens import (
+    FORK,
+    READ_ONLY_TOKEN,
+    REPOSITORY,
+    WORKFLOW_TOKEN,
+    scopes_of,
+)
 from scripts.dev.harness.machines import machine_env, machine_roots, self_hosted_jobs
 from scripts.dev.harness.repository import Repository
 from scripts.dev.harness.runner import new_tracking_id, run_streaming
@@ -48,6 +54,7 @@ ACTION_STANDINS = {
     "iterative/setup-cml": "setup-cml",
     "docker/login-action": "docker-login",
     "actions/create-github-app-token": "create-github-app-token",
+    "aws-actions/configure-aws-credentials": "configure-aws-credentials",
 }
 # Labels of GitHub-hosted and self-hosted runners the workflows may name.
 RUNNER_LABELS = (
@@ -120,6 +127,11 @@ class ActRun:
     conditional: set[str] = field(default_factory=set)
     # Each job's check name (its ``name:``), as branch protection's required checks see it.
     names: dict[str, str] = field(default_factory=dict)
+    # GitHub's run id (``GITHUB_RUN_ID``): the run's artifacts stay retrievable by it.
+    run_id: int = 0
+    # What a ``workflow_run`` event says of this run once it completed (its ``id``, the
+    # workflow's ``name``, ``event``, ``head_branch``, ``head_sha``, ``head_repository``).
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def missing(self) -> list[str]:
@@ -150,9 +162,20 @@ class ActRun:
             if job is None or line.get("jobID") == job
         )
 
+    def workflow_run(self) -> dict[str, Any]:
+        """The ``workflow_run`` object of the event GitHub sends when this run completed.
+
+        Its ``conclusion`` is ``success`` when every job passed (or was skipped by its
+        ``if:``), else ``failure``.
+        """
+        return {**self.details, "conclusion": "success" if self.ok else "failure"}
+
     def summary(self) -> str:
         """One line per expected or reported job."""
-        rows = [f"{self.workflow} ({self.event}): act exit {self.returncode}, {self.seconds:.0f} s"]
+        rows = [
+            f"{self.workflow} ({self.event}, run {self.run_id}): act exit {self.returncode}, "
+            f"{self.seconds:.0f} s"
+        ]
         for job in dict.fromkeys([*self.expected, *self.jobs]):
             silent = "NOT RUN (expected)" if job in self.missing else "skipped (its if:)"
             rows.append(f"  {job:<12} {self.jobs.get(job, silent)}")
@@ -207,9 +230,10 @@ class Runs(Repository):
             ActError: When GitHub would not start the run as asked (not triggered, a
                 reviewer's wait, a pull request that conflicts with its base).
         """
-        if event in {"schedule", "repository_dispatch"}:
-            # Both run on the latest commit of the default branch (GitHub docs, "Events that
-            # trigger workflows": schedule, repository_dispatch), whatever is checked out.
+        if event in {"schedule", "repository_dispatch", "workflow_run"}:
+            # They run on the latest commit of the default branch (GitHub docs, "Events that
+            # trigger workflows": schedule, repository_dispatch, workflow_run), with its
+            # definition of the workflow, whatever is checked out.
             self.git("checkout", "-q", "main")
             self.git("reset", "-q", "--hard", "origin/main")
         branch = self.git("rev-parse", "--abbrev-ref", "HEAD")
@@ -222,9 +246,16 @@ class Runs(Repository):
             raise ActError(f"{workflow} is not triggered by {event}")
         expected = list(expect) if expect is not None else [job] if job else job_ids(path)
         fork = event == "pull_request" and bool(payload.get("fork"))
-        variables = {**self.variables, **(variables or {})}
+        # Dependabot's runs get a read-only token and no secrets, as a fork's do (GitHub
+        # docs, "Automating Dependabot with GitHub Actions"); its branch is the repository's.
+        dependabot = (payload.get("sender") or {}).get("login") == "dependabot[bot]"
         ref = event_ref(event, payload, branch)
         targeted, refused = self._environments(path, ref, job)
+        # The environments' variables (``vars.AWS_ROLE_ARN``...) join the repository's.
+        variables = {
+            **run_variables(self.variables, self.environments, targeted),
+            **(variables or {}),
+        }
         # A ref the environment's policy refuses fails at once: it never waits for a reviewer.
         waiting = [
             name
@@ -240,15 +271,29 @@ class Runs(Repository):
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         stamp = f"{path.stem}-{event}-{len(list(logs.glob('*.jsonl'))):02d}"
+        run_id = 1 + len(list(logs.glob("*.jsonl")))
         tracking_id = new_tracking_id()
         event_file = logs / f"{stamp}.event.json"
         event_file.write_text(json.dumps(self.event_payload(event, **payload)), encoding="utf-8")
-        secrets = {} if fork else run_secrets(self.secrets, self.environments, targeted)
-        command = self._command(event, path, event_file, tracking_id, fork, job)
+        restricted = fork or dependabot
+        secrets = {} if restricted else run_secrets(self.secrets, self.environments, targeted)
+        command = self._command(event, path, event_file, tracking_id, restricted, job)
+        command += ["--env", f"GITHUB_RUN_ID={run_id}"]
         for flag, values in (("--var", variables), ("--secret", secrets)):
             command += [part for key, value in values.items() for part in (flag, f"{key}={value}")]
         machines = machine_roots(path, variables, self.machines, stamp, fork)
-        job_env = self._job_env(machines, stamp, env)
+        environments = {
+            name: sorted(job_environments(spec)) for name, spec in load(path)["jobs"].items()
+        }
+        job_env = self._job_env(machines, run_id, env, environments)
+        details = {
+            "id": run_id,
+            "name": str(load(path).get("name") or f".github/workflows/{workflow}"),
+            "event": event,
+            "head_branch": branch,
+            "head_sha": self.head(),
+            "head_repository": {"full_name": FORK if fork else REPOSITORY},
+        }
         self.publish_settings()
         self.state.set_job_scopes(
             {name: scopes_of(spec) for name, spec in job_scopes(path).items()}
@@ -271,6 +316,7 @@ class Runs(Repository):
         )
         run.cleaned = cleaned
         run.names = check_names(path)
+        run.run_id, run.details = run_id, details
         if expect is None and not job:
             run.conditional = {name for name, spec in load(path)["jobs"].items() if "if" in spec}
         if fork:
@@ -334,7 +380,11 @@ class Runs(Repository):
         return command
 
     def _job_env(
-        self, machines: Mapping[str, Path], stamp: str, env: Mapping[str, str] | None
+        self,
+        machines: Mapping[str, Path],
+        run_id: int,
+        env: Mapping[str, str] | None,
+        environments: Mapping[str, list[str]] | None = None,
     ) -> dict[str, str]:
         """The environment every job of a run starts from.
 
@@ -355,7 +405,8 @@ class Runs(Repository):
             # Where setup-cml's stand-in finds the recording cml.
             "GITOPS_ML_STANDINS": str(STANDINS / "bin"),
             "GITOPS_ML_RECORD": str(self.record),
-            "GITOPS_ML_ARTIFACTS": str(self.root / "artifacts" / stamp),
+            # The run's artifacts, by run id (`gh run download ID` finds them there).
+            "GITOPS_ML_ARTIFACTS": str(self.root / "artifacts" / str(run_id)),
             "GITOPS_ML_RUN_DIR": str(self.run_dir),
             "GITOPS_ML_ORIGIN": str(self.origin),
             "GITOPS_ML_CACHE_STORE": str(self.root / "cache-store"),
@@ -364,6 +415,11 @@ class Runs(Repository):
             # retraining"): a token file, and here the GitHub API stand-in's URL.
             "GITOPS_ML_DISPATCH_TOKEN_FILE": str(self.root / "dispatch-token"),
             "GITOPS_ML_GITHUB_API": self.api_url,
+            # Each job's environment(s), for the OIDC claims of configure-aws-credentials'
+            # stand-in (it reads GITHUB_JOB's; several for a matrix of environments).
+            "GITOPS_ML_JOB_ENVIRONMENTS": json.dumps(
+                {job: names for job, names in (environments or {}).items() if names}
+            ),
         }
         # A scenario's own settings win (e.g. another machine's run directory and ports).
         return self.env(**{**harness, **self.job_env, **(env or {})})

@@ -149,7 +149,7 @@ def create_sandbox(
     sandbox.publish_settings()
     # Serves for the sandbox's life (a daemon thread, gone with the process): the relay may
     # dispatch long after the run that deployed it.
-    sandbox.api_server = serve(sandbox.record, REPOSITORY)
+    sandbox.api_server = serve(sandbox.record, REPOSITORY, sandbox.origin)
     return sandbox
 
 
@@ -159,35 +159,58 @@ def adopt(
     bypass: Sequence[str] = (),
     auto_merge: bool = True,
     reviewers: Sequence[str] = ("platform-lead",),
+    s3: S3Endpoint | None = None,
 ) -> Sandbox:
-    """Configure the sandbox as a team that adopted the template has its repository.
+    """Configure the sandbox as a team that followed README's adoption steps has it.
 
     A ruleset on main requires the checks of :data:`REQUIRED_JOBS` (by the jobs' names, as
-    README lists them) with no bypass actor (``bypass=("app",)``: the App is one).
-    ``production`` has a required reviewer, a deployment-branch policy of ``main`` and
-    secrets of its own (a kubeconfig, the deploy's storage keys); ``production-sync`` (what
-    applies the state git holds) has the same without a reviewer; ``staging`` is limited to
-    main too. "Allow auto-merge" on, as README says (``auto_merge=False``: a team without
-    it). The GitHub App is configured (``GITOPS_APP_ID``, ``GITOPS_APP_KEY``). The storage
-    is whatever :func:`create_sandbox` set (give it an S3 endpoint). Branch policies and
-    environment secrets go beyond README's set-up today (reviewers on production only): they
-    are what the security issue (#21) asks teams for.
+    README lists them) with no bypass actor (``bypass=("app",)``: the App is one). No
+    repository secret: every key lives in an environment (docs/security.md) —
+    ``pr-storage`` (any ref: a pull_request run's is ``refs/pull/N/merge``) the PR role's
+    storage keys; ``release`` (main only) the release role's keys and the App's key;
+    ``staging`` and ``production-sync`` (main only) the deploy role's keys, a kubeconfig,
+    and for production-sync the App's key; ``production`` (main only) a required reviewer
+    and nothing else. With an IAM-enforcing endpoint ``s3`` (the one :func:`create_sandbox`
+    got) the keys are its roles' (docs/iam/storage-*.json); else each environment gets
+    the sandbox's one key. "Allow auto-merge" on, as README says (``auto_merge=False``: a
+    team without it).
     """
     sandbox.variables["GITOPS_APP_ID"] = "424242"
-    sandbox.secrets["GITOPS_APP_KEY"] = "-----BEGIN PRIVATE KEY----- (act sandbox)"
-    # As README's adoption section has it today: the storage keys are repository secrets
-    # (the train and release build jobs read them); what only deploys need lives in the
-    # environments (a kubeconfig, the deploy's own copy of the keys).
-    deploy = {key: value for key, value in sandbox.secrets.items() if key.startswith("AWS_")}
-    deploy["KUBECONFIG"] = "(act sandbox: a stand-in kubeconfig)"
-    sandbox.environments["production"] = Environment(
-        reviewers=tuple(reviewers), branches=("main",), secrets=dict(deploy)
-    )
-    sandbox.environments["production-sync"] = Environment(branches=("main",), secrets=dict(deploy))
-    sandbox.environments["staging"] = Environment(branches=("main",), secrets=dict(deploy))
+    if "pr-storage" not in sandbox.environments:  # adopted once; later calls change settings
+        move_secrets_to_environments(sandbox, reviewers, s3)
     workflows = sandbox.work / ".github" / "workflows"
     required = tuple(check_names(workflows / name)[job] for name, job in REQUIRED_JOBS)
     sandbox.protection["main"] = Protection(required, tuple(bypass))
     sandbox.settings["allow_auto_merge"] = auto_merge
     sandbox.publish_settings()
     return sandbox
+
+
+def move_secrets_to_environments(
+    sandbox: Sandbox, reviewers: Sequence[str], s3: S3Endpoint | None
+) -> None:
+    """The environments of :func:`adopt`, with the keys the repository held until now."""
+    app_key = {"GITOPS_APP_KEY": "-----BEGIN PRIVATE KEY----- (act sandbox)"}
+    shared = {
+        key: sandbox.secrets.pop(key) for key in list(sandbox.secrets) if key.startswith("AWS_")
+    }
+    sandbox.secrets.pop("GITOPS_APP_KEY", None)
+
+    def keys(role: str) -> dict[str, str]:
+        if s3 is None or not s3.iam:
+            return dict(shared)
+        return s3.role_keys(role, f"dvc-{sandbox.root.name}")
+
+    kubeconfig = {"KUBECONFIG": "(act sandbox: a stand-in kubeconfig)"}
+    main_only = ("main",)
+    sandbox.environments.update(
+        {
+            "pr-storage": Environment(secrets=keys("pr")),
+            "release": Environment(branches=main_only, secrets={**keys("release"), **app_key}),
+            "staging": Environment(branches=main_only, secrets={**keys("deploy"), **kubeconfig}),
+            "production": Environment(reviewers=tuple(reviewers), branches=main_only),
+            "production-sync": Environment(
+                branches=main_only, secrets={**keys("deploy"), **kubeconfig, **app_key}
+            ),
+        }
+    )

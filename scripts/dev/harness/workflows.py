@@ -66,7 +66,10 @@ def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: 
     """Workflow files GitHub starts for ``event`` on ``branch`` changing ``changed`` files.
 
     ``branch`` is the pushed branch (push) or the base branch (pull_request); for a
-    ``repository_dispatch``, ``changed`` holds its event_type, which ``types`` filters.
+    ``repository_dispatch``, ``changed`` holds its event_type, which ``types`` filters; for
+    a ``workflow_run``, ``changed`` holds the completed run's workflow name, which
+    ``workflows`` filters (only ``completed`` runs are modelled), and ``branch`` its head
+    branch.
     ``branches``, ``paths`` and ``paths-ignore`` filter as on GitHub ("Workflow syntax",
     filter pattern cheat sheet); act ignores them, so the harness decides which run.
     """
@@ -81,6 +84,11 @@ def triggered_workflows(root: Path, event: str, changed: Sequence[str], branch: 
             if not set(filters["types"]) & set(changed):
                 continue
             started.append(path.name)
+            continue
+        if event == "workflow_run" and not (
+            set(filters.get("workflows") or ()) & set(changed)
+            and "completed" in filters.get("types", ["completed"])
+        ):
             continue
         if "branches" in filters and not matches(filters["branches"], branch):
             continue
@@ -272,9 +280,15 @@ def check_names(path: Path) -> dict[str, str]:
 
 
 def event_ref(event: str, payload: Mapping[str, Any], branch: str) -> str:
-    """``github.ref`` of a run: a PR's merge ref, the pushed branch, else the default branch."""
+    """``github.ref`` of a run: a PR's merge ref, the pushed or dispatched branch, else main.
+
+    The default branch for ``schedule``, ``repository_dispatch`` and ``workflow_run``
+    (GitHub docs, "Events that trigger workflows": GITHUB_REF "Default branch"); a
+    ``workflow_dispatch`` runs on the branch it names. This is what an environment's
+    deployment-branch policy judges.
+    """
     if event == "pull_request":
         return f"refs/pull/{int(payload.get('number', 1))}/merge"
-    if event == "push":
+    if event in ("push", "workflow_dispatch"):
         return f"refs/heads/{branch}"
     return "refs/heads/main"

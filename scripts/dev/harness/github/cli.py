@@ -11,7 +11,7 @@ kind and scopes allow it (a workflow token has its job's ``permissions:``; HTTP 
 GitHub otherwise); ``gh pr create`` with the workflow token also needs the repository
 setting "Allow GitHub Actions to create and approve pull requests" (off by default); each
 pull request records which token made it, and one made with the workflow token starts no
-workflow.
+workflow; ``gh run download`` needs ``actions: read``.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 from scripts.dev.harness.github.state import Record
-from scripts.dev.harness.github.tokens import allowed, caller_kind
+from scripts.dev.harness.github.tokens import REPOSITORY, allowed, caller_kind
 
 WATERMARK_IMAGE = "https://cml.dev/watermark.png"
 
@@ -280,6 +281,47 @@ def enable_auto_merge(target: str, auto: bool, record: Record) -> None:
     )
 
 
+def gh_run(argv: list[str], record: Record) -> None:
+    """``gh run download RUN_ID -n NAME [-D DIR]``: one artifact of a run, into DIR.
+
+    Artifacts are kept per run id (``$GITOPS_ML_ARTIFACTS`` is the calling run's folder,
+    its parent holds every run's). gh lists the run's artifacts first, which needs
+    ``actions: read``; then gh's own messages: no artifact at all, or none of that name.
+    """
+    parser = argparse.ArgumentParser(prog="gh run")
+    parser.add_argument("action", choices=("download",))
+    parser.add_argument("run_id")
+    parser.add_argument("--name", "-n", action="append", default=[])
+    parser.add_argument("--dir", "-D", default=".")
+    parser.add_argument("--repo", "-R", default="")
+    args = parser.parse_args(argv)
+    if len(args.name) != 1:
+        fail("gh run download without exactly one -n NAME is not implemented by the stand-in")
+    kind = caller_kind()
+    if kind == "none":
+        require(record, "actions", "read")  # exits with gh's message: no token at all
+    if not allowed(kind, "actions", "read", record.caller_scopes(kind)):
+        # gh's words (pkg/cmd/run/download, shared.ListArtifacts) for GitHub's 403.
+        print(
+            "error fetching artifacts: HTTP 403: Resource not accessible by integration "
+            f"(https://api.github.com/repos/{REPOSITORY}/actions/runs/{args.run_id}/"
+            "artifacts?per_page=100)",
+            file=sys.stderr,
+        )
+        print(f"stand-in: {kind} token, actions: read needed", file=sys.stderr)
+        sys.exit(1)
+    runs = Path(os.environ.get("GITOPS_ML_ARTIFACTS", "")).parent
+    run = runs / args.run_id
+    present = sorted(p.name for p in run.iterdir() if p.is_dir()) if run.is_dir() else []
+    if not present:
+        print("no valid artifacts found to download", file=sys.stderr)
+        sys.exit(1)
+    if args.name[0] not in present:
+        print("no artifact matches any of the names or patterns provided", file=sys.stderr)
+        sys.exit(1)
+    shutil.copytree(run / args.name[0], Path(args.dir), dirs_exist_ok=True)
+
+
 def main() -> None:
     """Record the call, then carry it out."""
     root = os.environ.get("GITOPS_ML_RECORD", "")
@@ -296,6 +338,8 @@ def main() -> None:
         pass  # no credentials to lend: the sandbox's origin is a local bare repository
     elif argv[:1] == ["pr"]:
         gh_pr(argv[1:], record)
+    elif argv[:1] == ["run"]:
+        gh_run(argv[1:], record)
     else:
         fail(f"gh {' '.join(argv[:2])} is not implemented by the stand-in")
 
