@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from scripts.cd.processes import alive, free_port, running_process
 from scripts.cd.reaper import descendants
 from scripts.cd.runtime import DriverSettings
 from scripts.cd.state import DeploymentState, parse_state, save_state
-from tests.helpers import Repo, make_repo
+from tests.helpers import Repo
 
 pytestmark = pytest.mark.integration
 
@@ -37,25 +38,36 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Anything).serve_forever(
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Repo:
-    """A copy of the project that built the Bento ``credit_risk:good``."""
-    repo = make_repo(tmp_path_factory.mktemp("identity") / "repo")
-    repo.run("dvc", "repro")
-    repo.run(sys.executable, "-m", "scripts.build_bento", "--version", "good")
-    return repo
+def built(
+    tmp_path_factory: pytest.TempPathFactory, good_bento_copy: Callable[[Path], Repo]
+) -> Repo:
+    """The module's copy of a project that built the Bento ``credit_risk:good``."""
+    return good_bento_copy(tmp_path_factory.mktemp("identity") / "repo")
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory, built: Repo) -> Path:
+    """A BentoML store into which ``credit_risk:good`` was imported (a template, never served)."""
+    template = tmp_path_factory.mktemp("imported") / "bentoml"
+    import_bento(template, built.path / "dist" / "credit_risk-good.bento")
+    return template
 
 
 @pytest.fixture
-def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: Repo) -> Iterator[int]:
-    """An environment "staging" with its own run dir and ports; its router's port."""
+def staging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: Repo, imported: Path
+) -> Iterator[int]:
+    """An environment "staging" with its own run dir, store and ports; its router's port.
+
+    Its store is a copy of the imported template (what ``import_bento`` leaves).
+    """
     port = free_port()
     monkeypatch.chdir(built.path)
     monkeypatch.setenv("GITOPS_ML_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("GITOPS_ML_STAGING_PORT", str(port))
     monkeypatch.setenv("GITOPS_ML_STAGING_PROMETHEUS_PORT", str(free_port()))
     monkeypatch.setenv("GITOPS_ML_SCRAPE_INTERVAL", "1s")
-    store = local_driver.store(DriverSettings.from_env(), "staging")
-    import_bento(store, built.path / "dist" / "credit_risk-good.bento")
+    shutil.copytree(imported, local_driver.store(DriverSettings.from_env(), "staging"))
     yield port
     local_driver.down(DriverSettings.from_env(), "staging")
 

@@ -7,7 +7,7 @@ import re
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ import pytest
 from bentos.prediction_log import read_feedback, read_predictions
 from scripts.cd.checks import check, request, served
 from scripts.cd.processes import free_port
-from tests.helpers import Repo, make_repo
+from tests.helpers import Repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,9 +32,11 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    repo = make_repo(tmp_path_factory.mktemp("serving") / "repo")
-    repo.run("dvc", "repro")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, trained_copy: Callable[[Path], Repo]
+) -> Iterator[Server]:
+    """``bentoml serve`` of the model in the module's own copy of the trained project."""
+    repo = trained_copy(tmp_path_factory.mktemp("serving") / "repo")
     log_dir = repo.path / "logs"
     env = repo.env(GITOPS_ML_VARIANT="challenger", GITOPS_ML_LOG_DIR=str(log_dir))
     with served("bentos.service:CreditRiskService", free_port(), env=env, cwd=repo.path) as url:

@@ -1,6 +1,8 @@
 """The torch family through DVC, and its DistributedDataParallel path (gloo, 2 processes)."""
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import joblib
 import pandas as pd
@@ -13,8 +15,17 @@ TORCH = {"train.model": "torch", "train.torch.device": "cpu"}
 
 
 @pytest.fixture(scope="module")
-def torch_run(tmp_path_factory: pytest.TempPathFactory) -> Repo:
-    repo = make_repo(tmp_path_factory.mktemp("torch") / "repo", TORCH)
+def torch_run(
+    tmp_path_factory: pytest.TempPathFactory, trained_copy: Callable[[Path], Repo]
+) -> Repo:
+    """A copy of the trained project switched to the torch family, then reproduced.
+
+    Its data stages are the trained copy's (the data params are the same): `dvc repro`
+    runs train, evaluate and export.
+    """
+    repo = trained_copy(tmp_path_factory.mktemp("torch") / "repo")
+    repo.set_params(TORCH)
+    repo.run("git", "commit", "-q", "-am", "torch model for tests")
     repo.run("dvc", "repro")
     return repo
 
