@@ -115,13 +115,16 @@ repro: install ## Pull what the remote has (outputs and run-cache), reproduce th
 # Two trust levels in one bucket (docs/storage-trust.md): the default remote holds main's
 # results and only the release role's keys write it; a pull request's job writes the `pr`
 # remote (the default's URL + /pr, configured in .dvc/config.local) and nothing else.
+# Run-cache entries come from main only (the default remote's, written by releases):
+# every PR writes `pr/runs/`, so one PR's entry could hand another its outputs. A PR's own
+# earlier results come back as the objects its dvc.lock names (`dvc pull -r pr`, hashed).
 .PHONY: ci-repro
-ci-repro: install ## CI, a pull request: main's results and the PR remote's; push to the PR remote only
+ci-repro: install ## CI, a pull request: main's outputs and run-cache, the PR's own outputs; push to the PR remote only
 	python -m scripts.storage check
 	python -m scripts.storage pr-remote
 	dvc pull --run-cache --allow-missing
 	dvc pull -r pr --allow-missing
-	python -m scripts.storage repro --pull-from pr
+	dvc repro --pull
 	dvc push -r pr --run-cache
 
 # Never the PR remote's run-cache (its entries are a pull request's word, unverifiable);
@@ -153,7 +156,7 @@ lock-commit: ## CI (lock.yml): commit the lock artifact in LOCK_ARTIFACT to HEAD
 sync-lock: install ## After CI trained a PR: restore its results from the PR remote's run-cache (no retraining)
 	python -m scripts.storage check
 	python -m scripts.storage pr-remote
-	dvc pull --run-cache --allow-missing
+	dvc pull --allow-missing
 	dvc pull -r pr --allow-missing
 	python -m scripts.storage repro --pull-from pr
 	@git status --short -- $(LOCKED)

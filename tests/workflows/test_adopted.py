@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from scripts.dev.harness.concurrency import Group
-from scripts.dev.harness.github.environments import branch_refusal, run_secrets
+from scripts.dev.harness.github.environments import branch_refusal, job_secrets
 from scripts.dev.harness.github.tokens import APP_TOKEN
 from scripts.dev.harness.sandbox import Sandbox, adopt, create_sandbox
 from scripts.dev.harness.workflows import (
@@ -285,16 +285,10 @@ def test_scenario_9_a_pr_job_cannot_write_the_store_releases_trust(
     deploys and on main's content-addressed objects. Before #21 they were the repository's
     keys, and moto accepted any key.
     """
-    path = workflow(adopted, "train.yml")
-    ref = "refs/pull/41/merge"
-    targeted = {
-        env
-        for spec in load(path)["jobs"].values()
-        for env in job_environments(spec)
-        if env not in adopted.environments
-        or branch_refusal(env, adopted.environments[env], ref) is None
-    }
-    secrets = run_secrets(adopted.secrets, adopted.environments, targeted)
+    (environment,) = job_environments(load(workflow(adopted, "train.yml"))["jobs"]["train"])
+    policy = adopted.environments[environment]
+    assert branch_refusal(environment, policy, "refs/pull/41/merge") is None  # it may train
+    secrets = job_secrets(adopted.secrets, adopted.environments, environment)
     keys = {k: v for k, v in secrets.items() if k.startswith("AWS_")}
     assert keys, "a PR's run gets no storage keys at all: it could not train"
     import s3fs

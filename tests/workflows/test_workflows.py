@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,10 @@ from pipeline.onnx_model import OnnxClassifier, feeds_from_frame
 from pipeline.params import load_params
 from scripts.cd.checks import request
 from scripts.cd.processes import free_port
-from scripts.dev.harness.github.environments import Environment
 from scripts.dev.harness.github.tokens import CONTENTS_TOKEN, DISPATCH_TOKEN
 from scripts.dev.harness.machines import MACHINES, cache_keys, evaluate_key
 from scripts.dev.harness.runs import ActRun
-from scripts.dev.harness.sandbox import Sandbox, create_sandbox
+from scripts.dev.harness.sandbox import Sandbox, adopt, create_sandbox
 from scripts.dev.harness.workflows import (
     environment_groups,
     triggered_workflows,
@@ -95,17 +95,20 @@ def explain(run: ActRun) -> str:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    # The team's shared storage: a bucket on a real S3 endpoint (moto's server, loopback).
-    with s3_server("team-bucket") as s3:
+    # The team's shared storage: a bucket on a real S3 endpoint (moto's server, loopback)
+    # that enforces IAM: each environment's keys are its role's (docs/iam/storage-*.json).
+    with s3_server("team-bucket", iam=True) as s3:
         box = create_sandbox(tmp_path_factory.mktemp("act"), s3=s3)
+        # A repository set up as README's adoption section says: a GitHub App for the
+        # commits and PRs that must start workflows (its id a variable, its key in the
+        # main-only environments), every key in an environment with its branch policy.
+        # main stays unprotected and production without a reviewer: these scenarios merge
+        # as a person and run no ci.yml (test_adopted.py holds those rules).
+        adopt(box, s3=s3, reviewers=(), auto_merge=False, protect=False)
         yield from configured(box)
 
 
 def configured(box: Sandbox) -> Iterator[Sandbox]:
-    # A repository set up as README's adoption section says: a GitHub App for the commits
-    # and PRs that must start workflows (its id a variable, its key a secret).
-    box.variables["GITOPS_APP_ID"] = "424242"
-    box.secrets["GITOPS_APP_KEY"] = "-----BEGIN PRIVATE KEY----- (act sandbox)"
     # Every GitHub rule the harness models holds: the job-end cleanup, and no PR made with
     # GITHUB_TOKEN (the repository setting stays off, as README says).
     # Retraining whatever main's model's age: the scenarios' models are minutes old.
@@ -632,11 +635,12 @@ def test_defect_6_a_fork_pull_request_never_reaches_a_self_hosted_runner(
 
 def test_defect_7_the_hourly_decision_runs_without_a_reviewer(sandbox: Sandbox) -> None:
     # README: "put required reviewers on production"
-    sandbox.environments["production"] = Environment(reviewers=("platform-lead",))
+    adopted = sandbox.environments["production"]
+    sandbox.environments["production"] = replace(adopted, reviewers=("platform-lead",))
     try:
         run = sandbox.act("schedule", "promote.yml")
     finally:
-        del sandbox.environments["production"]
+        sandbox.environments["production"] = adopted
     assert run.ok, explain(run)
 
 

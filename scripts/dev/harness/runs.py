@@ -9,6 +9,7 @@ a fork's read-only token, and for a pull request the workflow file of its merge 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +102,57 @@ def local_repository_args(root: Path) -> list[str]:
 QUEUE_LINE = re.compile(r"^[ \t]+queue:[ \t]*(max|single)[ \t]*(#.*)?\n", re.MULTILINE)
 
 
+# A job's header under `jobs:`, its job-level `environment:` (a name, an expression, or a
+# mapping with `name:`), and a secret read other than GITHUB_TOKEN.
+JOB_HEADER = re.compile(r"^  [A-Za-z_][\w-]*:[ \t]*(#.*)?$", re.MULTILINE)
+JOB_ENVIRONMENT = re.compile(
+    r"^    environment:[ \t]*(?P<value>[^#\n]*?)[ \t]*(#.*)?\n"
+    r"(?:      name:[ \t]*(?P<name>[^#\n]*?)[ \t]*(#.*)?\n)?",
+    re.MULTILINE,
+)
+SECRET = re.compile(r"\bsecrets\.(?!GITHUB_TOKEN\b)([A-Za-z_][A-Za-z0-9_]*)")
+EXPRESSION = re.compile(r"^\$\{\{\s*(.*?)\s*\}\}$")
+
+
+def secret_reference(environment: str, name: str) -> str:
+    """How a job of ``environment`` reads its secret ``name`` in act's copy."""
+    expression = EXPRESSION.match(environment)
+    if expression:
+        return f"secrets[format('{{0}}__{name}', {expression[1]})]"
+    return f"secrets['{environment}__{name}']"
+
+
+def scoped_match(environment: str, match: re.Match[str]) -> str:
+    """:func:`secret_reference` for one ``secrets.NAME`` match."""
+    return secret_reference(environment, match[1])
+
+
+def scope_secrets(text: str) -> str:
+    """Each job that names an environment reads that environment's secrets (scoped names).
+
+    GitHub gives a job its environment's secrets only; act passes one set per run
+    (``github.environments.run_secrets`` scopes them). ``secrets.NAME`` in such a job
+    becomes ``secrets['ENV__NAME']``, or ``secrets[format('{0}__NAME', EXPR)]`` when the
+    environment is an expression (a matrix's).
+    """
+    start = text.find("\njobs:")
+    if start < 0:
+        return text
+    heads = [m.start() for m in JOB_HEADER.finditer(text, start)] + [len(text)]
+    pieces = [text[: heads[0]]]
+    for begin, end in itertools.pairwise(heads):
+        job = text[begin:end]
+        found = JOB_ENVIRONMENT.search(job)
+        if found:
+            environment = (found.group("name") or found.group("value")).strip("'\"")
+            job = SECRET.sub(partial(scoped_match, environment), job)
+        pieces.append(job)
+    return "".join(pieces)
+
+
 def for_act(text: str) -> str:
-    """A workflow file as act can parse it: ``queue:`` lines of concurrency mappings removed."""
-    return QUEUE_LINE.sub("", text)
+    """A workflow file as act runs it: ``queue:`` lines removed, secrets scoped per job."""
+    return scope_secrets(QUEUE_LINE.sub("", text))
 
 
 @dataclass

@@ -65,9 +65,13 @@ class Sandbox(Events):
         self.relaxed[rule] = why
 
     def baseline(self) -> str:
-        """Train on main as a merged PR would have: outputs and run-cache pushed, lock committed."""
+        """Train main as a merged, released PR would have: lock committed, outputs remote.
+
+        Outputs and run-cache go to the default remote, where release.yml's ``make
+        release-repro`` puts them (a PR's job reaches only ``pr/``).
+        """
         self.git("checkout", "-q", "main")
-        self.make("ci-repro")
+        self.make("release-repro")
         sha = self.commit_all("Train the baseline model (dvc.lock, metrics)")
         self.push("main")
         return sha
@@ -160,6 +164,7 @@ def adopt(
     auto_merge: bool = True,
     reviewers: Sequence[str] = ("platform-lead",),
     s3: S3Endpoint | None = None,
+    protect: bool = True,
 ) -> Sandbox:
     """Configure the sandbox as a team that followed README's adoption steps has it.
 
@@ -173,14 +178,16 @@ def adopt(
     and nothing else. With an IAM-enforcing endpoint ``s3`` (the one :func:`create_sandbox`
     got) the keys are its roles' (docs/iam/storage-*.json); else each environment gets
     the sandbox's one key. "Allow auto-merge" on, as README says (``auto_merge=False``: a
-    team without it).
+    team without it). ``protect=False`` leaves main unprotected (scenarios that push to
+    main as a person and run no ci.yml keep the rest of the profile).
     """
     sandbox.variables["GITOPS_APP_ID"] = "424242"
     if "pr-storage" not in sandbox.environments:  # adopted once; later calls change settings
         move_secrets_to_environments(sandbox, reviewers, s3)
     workflows = sandbox.work / ".github" / "workflows"
     required = tuple(check_names(workflows / name)[job] for name, job in REQUIRED_JOBS)
-    sandbox.protection["main"] = Protection(required, tuple(bypass))
+    if protect:
+        sandbox.protection["main"] = Protection(required, tuple(bypass))
     sandbox.settings["allow_auto_merge"] = auto_merge
     sandbox.publish_settings()
     return sandbox

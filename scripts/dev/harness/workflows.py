@@ -113,14 +113,20 @@ def matrix_rows(job: Mapping[str, Any]) -> list[dict[str, str]]:
     """
     matrix = (job.get("strategy") or {}).get("matrix") or {}
     axes = {k: v for k, v in matrix.items() if k != "include" and isinstance(v, list)}
-    rows = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
-    rows = rows if axes else []
+    combos = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+    combos = combos if axes else []
+    added: list[dict[str, Any]] = []
     for extra in matrix.get("include") or []:
-        matched = [r for r in rows if all(r.get(k, v) == v for k, v in extra.items() if k in axes)]
+        # Only the axes' combinations take an include; one no combination takes is a row
+        # of its own, and no later include extends it.
+        matched = [
+            r for r in combos if all(r.get(k, v) == v for k, v in extra.items() if k in axes)
+        ]
         for row in matched:
             row.update(extra)
         if not matched:
-            rows.append(dict(extra))
+            added.append(dict(extra))
+    rows = combos + added
     return [{str(k): str(v) for k, v in row.items()} for row in rows] or [{}]
 
 

@@ -104,6 +104,16 @@ def serve_relay(relay: Relay) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
+def post_alert(relay: Relay) -> tuple[int, str]:
+    """One firing alert's webhook to ``relay``, served for that request only."""
+    server, url = serve_relay(relay)
+    try:
+        return request(f"{url}/alerts", webhook(alert()))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """The relay with the deploy runner's token: a fine-grained one with Actions: write."""
@@ -191,12 +201,7 @@ def test_a_dispatch_github_cannot_run_answers_502_with_githubs_422(
     relay = Relay(
         stack.api, REPOSITORY, stack.token_file, tmp_path / "s.json", "production", ref=ref
     )
-    server, url = serve_relay(relay)
-    try:
-        status, text = request(f"{url}/alerts", webhook(alert()))
-    finally:
-        server.shutdown()
-        server.server_close()
+    status, text = post_alert(relay)
     assert status == 502
     assert text.startswith(f"GitHub answered 422 to the dispatch of drift.yml on {ref}: ")
     assert message in text
@@ -244,12 +249,7 @@ def test_an_unreachable_github_is_a_failure_not_a_refusal(stack: Stack, tmp_path
     relay = Relay(
         f"http://127.0.0.1:{port}", REPOSITORY, stack.token_file, tmp_path / "s.json", "staging"
     )
-    server, url = serve_relay(relay)
-    try:
-        status, text = request(f"{url}/alerts", webhook(alert()))
-    finally:
-        server.shutdown()
-        server.server_close()
+    status, text = post_alert(relay)
     assert status == 502
     assert "unreachable" in text
     assert (relay.metrics.outcomes[FAILED], relay.metrics.outcomes[REFUSED]) == (1, 0)

@@ -49,20 +49,39 @@ def branch_refusal(name: str, environment: Environment, ref: str) -> str | None:
     )
 
 
+def scoped(environment: str, name: str) -> str:
+    """The name act gets ``environment``'s secret ``name`` under (see :func:`run_secrets`)."""
+    return f"{environment}__{name}"
+
+
+def job_secrets(
+    repository: Mapping[str, str],
+    environments: Mapping[str, Environment],
+    environment: str | None,
+) -> dict[str, str]:
+    """What one job sees: the repository's secrets, overridden by its environment's."""
+    if environment is None or environment not in environments:
+        return dict(repository)
+    return {**repository, **environments[environment].secrets}
+
+
 def run_secrets(
     repository: Mapping[str, str],
     environments: Mapping[str, Environment],
     targeted: Iterable[str],
 ) -> dict[str, str]:
-    """The secrets one act run gets: the repository's, then its jobs' environments'.
+    """The secrets one act run gets, so that each job sees exactly what GitHub gives it.
 
-    act passes secrets per run, not per job: a job of the run that names no environment
-    sees them too — the one approximation (docs/harness.md).
+    act passes secrets per run, not per job. The run gets the repository's secrets under
+    their names (what a job without ``environment:`` reads) and, for each environment its
+    jobs may use (``targeted``: the branch policies passed), what such a job sees
+    (:func:`job_secrets`) under :func:`scoped` names; the workflow copy act runs reads
+    those in the jobs that name the environment (``runs.scope_secrets``).
     """
     secrets = dict(repository)
     for name in sorted(set(targeted)):
-        if name in environments:
-            secrets.update(environments[name].secrets)
+        seen = job_secrets(repository, environments, name)
+        secrets.update({scoped(name, key): value for key, value in seen.items()})
     return secrets
 
 
@@ -73,9 +92,9 @@ def run_variables(
 ) -> dict[str, str]:
     """The variables one act run gets: the repository's, then its jobs' environments'.
 
-    The same per-run approximation as :func:`run_secrets`: act passes ``--var`` per run, so
-    a job of the run sees the variables of every environment the run targets (the last in
-    name order wins where two set one).
+    A per-run approximation (docs/harness.md): act passes ``--var`` per run, so a job of the
+    run sees the variables of every environment the run targets (the last in name order
+    wins where two set one); secrets are scoped per job (:func:`run_secrets`).
     """
     variables = dict(repository)
     for name in sorted(set(targeted)):

@@ -8,7 +8,12 @@ import pytest
 
 from scripts.dev.harness.concurrency import MAX_QUEUE, Group
 from scripts.dev.harness.errors import ActError
-from scripts.dev.harness.github.environments import Environment, branch_refusal, run_secrets
+from scripts.dev.harness.github.environments import (
+    Environment,
+    branch_refusal,
+    job_secrets,
+    run_secrets,
+)
 from scripts.dev.harness.github.hooks import permission_refusal, refusal
 from scripts.dev.harness.github.state import Protection, Record
 from scripts.dev.harness.github.tokens import (
@@ -19,6 +24,7 @@ from scripts.dev.harness.github.tokens import (
     scopes_of,
     token_kind,
 )
+from scripts.dev.harness.runs import for_act
 from scripts.dev.harness.workflows import (
     Concurrency,
     job_concurrency,
@@ -150,11 +156,40 @@ def test_a_deployment_branch_policy_lets_only_its_branches_deploy() -> None:
     assert branch_refusal("staging", Environment(), "refs/heads/feature") is None
 
 
-def test_environment_secrets_reach_only_runs_that_name_the_environment() -> None:
-    environments = {"production": Environment(secrets={"AWS_SECRET_ACCESS_KEY": "prod"})}
+def test_environment_secrets_reach_only_jobs_that_name_the_environment() -> None:
+    environments = {
+        "production": Environment(secrets={"AWS_SECRET_ACCESS_KEY": "prod"}),
+        "pr-storage": Environment(secrets={"AWS_SECRET_ACCESS_KEY": "pr"}),
+    }
     repository = {"GITOPS_APP_KEY": "app", "AWS_SECRET_ACCESS_KEY": "repo"}
     assert run_secrets(repository, environments, []) == repository
-    assert run_secrets(repository, environments, ["production"])["AWS_SECRET_ACCESS_KEY"] == "prod"
+    run = run_secrets(repository, environments, ["production", "pr-storage"])
+    # A job without environment reads the repository's; each environment's job its own,
+    # the repository's where the environment has none of that name.
+    assert run["AWS_SECRET_ACCESS_KEY"] == "repo"
+    assert run["production__AWS_SECRET_ACCESS_KEY"] == "prod"
+    assert run["pr-storage__AWS_SECRET_ACCESS_KEY"] == "pr"
+    assert run["production__GITOPS_APP_KEY"] == "app"
+    assert job_secrets(repository, environments, "pr-storage")["AWS_SECRET_ACCESS_KEY"] == "pr"
+    assert job_secrets(repository, environments, None) == repository
+
+
+def test_act_s_copy_makes_each_job_read_its_own_environment_s_secrets() -> None:
+    text = (
+        "on: push\njobs:\n"
+        "  build:\n    environment: release\n    steps:\n"
+        "      - run: echo ${{ secrets.KEY }} ${{ secrets.GITHUB_TOKEN }}\n"
+        "  plain:\n    steps:\n      - run: echo ${{ secrets.KEY }}\n"
+        "  apply:\n    environment: ${{ matrix.target }} # a matrix's\n    steps:\n"
+        "      - run: echo ${{ secrets.KEY }}\n"
+        "  named:\n    environment:\n      name: production-sync\n      url: x\n"
+        "    steps:\n      - run: echo ${{ secrets.KEY }}\n"
+    )
+    copy = for_act(text)
+    assert "echo ${{ secrets['release__KEY'] }} ${{ secrets.GITHUB_TOKEN }}" in copy
+    assert "  plain:\n    steps:\n      - run: echo ${{ secrets.KEY }}" in copy
+    assert "echo ${{ secrets[format('{0}__KEY', matrix.target)] }}" in copy
+    assert "echo ${{ secrets['production-sync__KEY'] }}" in copy
 
 
 def test_one_token_rule_for_kinds_and_scopes() -> None:
