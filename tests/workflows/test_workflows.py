@@ -403,8 +403,7 @@ def test_h_daily_drift_job_opens_a_retraining_pr(sandbox: Sandbox, tmp_path: Pat
     # Opened with the App's token: GitHub runs train.yml on it.
     assert (pull["token"], pull["triggers_workflows"]) == ("app", True)
     assert pull["body"].startswith("## Drift report: DRIFT")
-    artifacts = list((sandbox.root / "artifacts").glob("drift-schedule-*/drift-report/report.html"))
-    assert artifacts
+    assert (sandbox.root / "artifacts" / str(run.run_id) / "drift-report" / "report.html").is_file()
     shown = origin_git(sandbox, "show", "--stat", "retrain/act-window")
     assert "data/external/windows/act-window.parquet.dvc" in shown
 
@@ -518,9 +517,8 @@ def test_e_failing_gates_on_main_deploy_nothing(sandbox: Sandbox) -> None:
     assert run.returncode != 0
     assert run.jobs == {"build": "failure"}, explain(run)
     assert "gate floor_roc_auc: FAIL" in run.output("build")
-    assert not list(
-        (sandbox.root / "artifacts").glob(f"release-push-*/bento/*{sandbox.head()[:7]}*")
-    )
+    # No Bento of this commit among the run's artifacts (they live under its run id).
+    assert not list((sandbox.root / "artifacts" / str(run.run_id)).glob("bento/*"))
     assert deployment(sandbox, "staging") == deployed
 
 
