@@ -577,17 +577,20 @@ def test_defect_1_staging_keeps_serving_after_the_job_that_deployed_it(sandbox: 
 
 
 def test_defect_2_a_remote_inside_the_checkout_fails_loudly(sandbox: Sandbox) -> None:
-    # The template's default: `.dvc-storage/` next to the code (the sandbox uses a bucket).
-    def template_default() -> None:
-        sandbox.run("dvc", "remote", "modify", "local", "url", ".dvc-storage")
-        sandbox.run("dvc", "remote", "default", "local")
-
-    new_branch(sandbox, "default-remote", "The template's default DVC remote", template_default)
+    # The template's default, `.dvc-storage/` next to the code (the sandbox uses a bucket),
+    # on main for one dispatch: drift.yml runs for main only (#21).
+    sandbox.git("checkout", "-q", "main")
+    shared = sandbox.head()
+    sandbox.run("dvc", "remote", "modify", "local", "url", ".dvc-storage")
+    sandbox.run("dvc", "remote", "default", "local")
+    sandbox.commit_all("The template's default DVC remote")
+    sandbox.push("main")
     try:
-        # Dispatched on that branch (a schedule always runs main's latest commit).
         run = sandbox.act("workflow_dispatch", "drift.yml", env={"WINDOW": "defect-2"})
     finally:
-        sandbox.git("checkout", "-q", "main")
+        sandbox.git("checkout", "-q", shared, "--", ".dvc/config")
+        sandbox.commit_all("Back to the shared storage")
+        sandbox.push("main")
     assert run.jobs == {"drift": "failure"}, explain(run)
     assert "shared storage" in run.output("drift"), run.output("drift")[-3000:]
 
