@@ -41,10 +41,6 @@ ROUTE = re.compile(
     r"^/repos/(?P<repository>[^/]+/[^/]+)/actions/workflows/(?P<workflow>[^/]+)/dispatches$"
 )
 DEFAULT_BRANCH = "main"
-# The tokens the sandbox's stand-in knows, and their kinds (github/tokens.py).
-TOKENS: Mapping[str, str] = KINDS
-
-
 def workflow_at(origin: Path, ref: str, workflow: str) -> dict[Any, Any] | None:
     """``.github/workflows/<workflow>`` as data at ``ref`` of the git repository ``origin``.
 
@@ -165,7 +161,7 @@ def handler_for(record: Path, repository: str, origin: Path, tokens: Mapping[str
 
 
 def serve(
-    record: Path, repository: str, origin: Path, tokens: Mapping[str, str] = TOKENS
+    record: Path, repository: str, origin: Path, tokens: Mapping[str, str] = KINDS
 ) -> ThreadingHTTPServer:
     """Start the stand-in on a free loopback port, in a daemon thread; the server.
 
@@ -186,7 +182,7 @@ def url_of(server: ThreadingHTTPServer) -> str:
 
 @contextmanager
 def github_api(
-    record: Path, repository: str, origin: Path, tokens: Mapping[str, str] = TOKENS
+    record: Path, repository: str, origin: Path, tokens: Mapping[str, str] = KINDS
 ) -> Iterator[str]:
     """Serve the stand-in for the block; yields its base URL."""
     server = serve(record, repository, origin, tokens)
